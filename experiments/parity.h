@@ -1,0 +1,69 @@
+/* parity.h -- check the library against PEFT reference files
+ * (the ../shared/parity "peft-parity-v1" safetensors format; a copy lives in
+ * tests/fixtures/peft/ and its README describes every key).
+ *
+ * For one file: (1) regenerate the shared bases from the metadata and compare
+ * them with the stored ones -- bit-exact for RandLora, at most 1 ulp for
+ * VeRA's float32 bases (torch's float32 uniform_ rounds once or twice
+ * depending on the CPU kernel it dispatches to); (2) compare every stored
+ * init.<param> with the adapter's initial values, bit-exact; (3) load the
+ * stored parameters and compute output, delta weight, dx and every parameter
+ * gradient, and compare with expect.* by  max|ours - ref| / max|ref| <= tol.
+ * Errors against the float64 truth.* are measured too and reported.
+ *
+ * A reference gradient that is identically zero while ours is not cannot be
+ * taken on trust: the shared fixtures of peft-parity-v1 store all-zero
+ * expect.grad.randlora_* and expect.grad.vera_* tensors although their own
+ * outputs move with those parameters. Such a gradient is checked instead by
+ * a finite difference of the fixture's loss L = Σ output ⊙ grad_output
+ * (fd_check, PARITY_FD_TOL), and the PASS line says so.
+ */
+#ifndef RL_PARITY_H
+#define RL_PARITY_H
+
+#include <stdbool.h>
+
+#include "core/rl_err.h"
+
+#define PARITY_DEFAULT_TOL 1e-5
+/* Tolerance of the finite-difference gradient check (|D - <g,v>| / Σ|g|):
+ * the loss is exactly linear along the probe direction, so the error is the
+ * float32 rounding of two forward passes (~1e-7 relative per output, summed
+ * over tokens·d_out terms with cancellation); 1e-4 leaves room for that and
+ * still refutes any wrong gradient, whose error is O(1). */
+#define PARITY_FD_TOL 1e-4
+
+typedef struct {
+    bool pass;
+    char method[16];
+    int layers;
+    char fail_what[160];       /* the tensor that failed, if !pass */
+    double fail_err;
+    double max_rel;            /* worst expect.* error over all tensors */
+    char max_rel_what[160];
+    long bases_mismatch;       /* elements differing from the stored bases */
+    unsigned bases_max_ulp;    /* largest ulp distance to the stored bases */
+    int init_checked;          /* init.* tensors compared */
+    double truth_out_rel;      /* ours vs float64 truth.output (worst layer) */
+    double truth_dx_rel;       /* ours vs float64 truth.grad.x */
+    double peft_truth_out_rel; /* PEFT's float32 expect.output vs truth.output */
+    int ref_grad_zero;         /* expect.grad.<param> that were all zero while ours
+                                  were not: judged by finite differences instead */
+    double fd_max_err;         /* worst finite-difference error among those */
+} parity_result;
+
+/* Check one file. Returns RL_OK when the file could be read and checked (the
+ * verdict is res->pass); an error status (message in rl_errmsg()) when the
+ * file is unreadable or lacks a key the format requires. */
+rl_status parity_check_file(const char *path, double tol, parity_result *res);
+
+/* `randlora parity [--tol REL] FILE...`; returns the process exit code. */
+int cmd_parity(int argc, char **argv);
+
+/* Relative error max|a - b| / max|b| (absolute when b is all zero); NaN or
+ * Inf anywhere in a gives +inf, so "fail unless err <= tol" is NaN-safe. */
+double parity_rel_err(const float *a, const float *b, size_t n);
+/* Distance in units in the last place between two finite floats. */
+unsigned parity_ulp_diff(float a, float b);
+
+#endif

@@ -1,0 +1,171 @@
+/* rl_bases.c -- shared RandLora / VeRA bases from projection_prng_key. */
+#include "rl_bases.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/rl_tensor.h"
+
+static const char *const method_names[] = {"full", "lora", "vera", "randlora"};
+static const char *const kind_names[] = {"dense", "sparse", "very_sparse"};
+
+const char *rl_method_name(rl_method m)
+{
+    return (unsigned)m < 4 ? method_names[m] : "?";
+}
+
+const char *rl_bases_kind_name(rl_bases_kind k)
+{
+    return (unsigned)k < 3 ? kind_names[k] : "?";
+}
+
+rl_status rl_method_parse(const char *s, rl_method *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (s && strcmp(s, method_names[i]) == 0) {
+            *out = (rl_method)i;
+            return RL_OK;
+        }
+    return rl_fail(RL_EINVAL, "unknown method '%s' (expected full, lora, vera or randlora)",
+                   s ? s : "(null)");
+}
+
+rl_status rl_bases_kind_parse(const char *s, rl_bases_kind *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (s && strcmp(s, kind_names[i]) == 0) {
+            *out = (rl_bases_kind)i;
+            return RL_OK;
+        }
+    return rl_fail(RL_EINVAL, "unknown bases '%s' (expected dense, sparse or very_sparse)",
+                   s ? s : "(null)");
+}
+
+int rl_randlora_n_bases(int min_dim, int r)
+{
+    /* PEFT: q = min_dim / r as a float; int(q) if q.is_integer() else
+     * int(q) + 1 -- the integer ceiling for the sizes that occur. */
+    return (min_dim + r - 1) / r;
+}
+
+/* Divide every element by the tensor's unbiased std, in format fmt. */
+static rl_status normalise(float *x, size_t n, rl_fmt fmt, const char *which)
+{
+    float s = rl_std_unbiased(x, n, fmt);
+    if (!(s > 0.0f) || !isfinite(s))
+        return rl_fail(RL_EINVAL,
+                       "bases: %s has std %g (all values equal): normalising would give "
+                       "non-finite bases; choose another key, r or layer size",
+                       which, (double)s);
+    for (size_t i = 0; i < n; i++) x[i] = rl_fmt_round(fmt, x[i] / s);
+    return RL_OK;
+}
+
+static void ternarise(float *x, size_t n, double s)
+{
+    /* torch compares float32 with a Python float converted to float32 first */
+    float lo = (float)(1.0 / (2.0 * s));
+    float hi = (float)(1.0 - 1.0 / (2.0 * s));
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < lo ? -1.0f : (x[i] > hi ? 1.0f : 0.0f);
+}
+
+static rl_status randlora_generate(rl_shared_bases *b)
+{
+    rl_mt g;
+    rl_mt_seed(&g, b->key);
+    const int r = b->r, md = b->min_dim, xd = b->max_dim, nb = b->n_bases;
+    if (b->kind == RL_BASES_DENSE) {
+        const double a = sqrt(5.0);
+        rl_kaiming_uniform(&g, b->A, b->a_len, a, md, b->fmt, b->fma);
+        /* one (max_dim, 1, r) chunk per basis, scattered into B[:, bi, :] */
+        float *chunk = rl_alloc_floats((size_t)xd * r);
+        if (!chunk) return rl_fail(RL_ENOMEM, "bases: cannot allocate a %dx%d chunk", xd, r);
+        for (int bi = 0; bi < nb; bi++) {
+            rl_kaiming_uniform(&g, chunk, (size_t)xd * r, a, r, b->fmt, b->fma);
+            for (int p = 0; p < xd; p++)
+                memcpy(b->B + ((size_t)p * nb + bi) * r, chunk + (size_t)p * r,
+                       (size_t)r * sizeof(float));
+        }
+        rl_dealloc(chunk);
+        RL_TRY(normalise(b->A, b->a_len, b->fmt, "randlora_A"));
+        return normalise(b->B, b->b_len, b->fmt, "randlora_B");
+    }
+    double s = b->kind == RL_BASES_VERY_SPARSE ? sqrt((double)md) : 3.0;
+    rl_rand_f32(&g, b->A, b->a_len);
+    rl_rand_f32(&g, b->B, b->b_len);
+    ternarise(b->A, b->a_len, s);
+    ternarise(b->B, b->b_len, s);
+    RL_TRY(normalise(b->A, b->a_len, RL_F32, "randlora_A"));
+    return normalise(b->B, b->b_len, RL_F32, "randlora_B");
+}
+
+static void vera_generate(rl_shared_bases *b)
+{
+    rl_mt g;
+    rl_mt_seed(&g, b->key);
+    rl_kaiming_uniform(&g, b->A, b->a_len, 0.0, b->max_in, RL_F32, b->fma);
+    rl_kaiming_uniform(&g, b->B, b->b_len, 0.0, b->r, RL_F32, b->fma);
+}
+
+rl_status rl_shared_bases_new(rl_shared_bases **out, rl_method method, int r,
+                              int max_out, int max_in, rl_bases_kind kind,
+                              rl_fmt fmt, rl_fma fma, uint64_t key)
+{
+    *out = NULL;
+    if (method != RL_METHOD_RANDLORA && method != RL_METHOD_VERA)
+        return rl_fail(RL_EINVAL, "bases: method %s has no shared bases", rl_method_name(method));
+    else if (r <= 0)
+        return rl_fail(RL_EINVAL, "`r` should be a positive integer value but the value passed is %d", r);
+    else if (max_out <= 0 || max_in <= 0)
+        return rl_fail(RL_EINVAL, "bases: bad largest layer shape (%d, %d)", max_out, max_in);
+    else if ((unsigned)kind > RL_BASES_VERY_SPARSE)
+        return rl_fail(RL_EINVAL, "bases: unknown kind %d", (int)kind);
+
+    rl_shared_bases *b = calloc(1, sizeof *b);
+    if (!b) return rl_fail(RL_ENOMEM, "bases: out of memory");
+    b->method = method;
+    b->kind = method == RL_METHOD_RANDLORA ? kind : RL_BASES_DENSE;
+    b->fmt = method == RL_METHOD_RANDLORA && kind == RL_BASES_DENSE ? fmt : RL_F32;
+    b->fma = fma;
+    b->key = key;
+    b->r = r;
+    b->max_out = max_out;
+    b->max_in = max_in;
+    if (method == RL_METHOD_RANDLORA) {
+        b->min_dim = max_out < max_in ? max_out : max_in;
+        b->max_dim = max_out < max_in ? max_in : max_out;
+        b->n_bases = rl_randlora_n_bases(b->min_dim, r);
+        b->a_len = (size_t)r * b->min_dim;
+        b->b_len = (size_t)b->max_dim * b->n_bases * r;
+    } else {
+        b->a_len = (size_t)r * max_in;
+        b->b_len = (size_t)max_out * r;
+    }
+    b->A = rl_alloc_floats(b->a_len);
+    b->B = rl_alloc_floats(b->b_len);
+    if (!b->A || !b->B) {
+        rl_status st = rl_fail(RL_ENOMEM, "bases: cannot allocate %zu + %zu floats", b->a_len, b->b_len);
+        rl_shared_bases_free(b);
+        return st;
+    }
+    rl_status st = RL_OK;
+    if (method == RL_METHOD_RANDLORA)
+        st = randlora_generate(b);
+    else
+        vera_generate(b);
+    if (st != RL_OK) {
+        rl_shared_bases_free(b);
+        return st;
+    }
+    *out = b;
+    return RL_OK;
+}
+
+void rl_shared_bases_free(rl_shared_bases *b)
+{
+    if (!b) return;
+    rl_dealloc(b->A);
+    rl_dealloc(b->B);
+    free(b);
+}

@@ -1,0 +1,79 @@
+/* rl_lora.c -- LoRA (Hu et al. 2021) as PEFT's lora.Linear computes it.
+ *
+ *   ΔW = s · B A       A: (r, d_in)  kaiming_uniform(a=√5) at init
+ *                      B: (d_out, r) zero at init  =>  ΔW = 0 at step 0
+ *   s = alpha / r, or alpha / √r with use_rslora.
+ *
+ * PEFT draws A from torch's global generator after two nn.Linear
+ * constructors (peft-semantics.md §4); here A is drawn from a generator
+ * seeded with cfg.init_seed -- the same distribution, not PEFT's stream.
+ *
+ * forward:  h   = x Aᵀ            (n, r)      workspace
+ *           y  += s · h Bᵀ        (n, d_out)
+ * backward: h   = x Aᵀ            (n, r)      recomputed
+ *           dB += s · dyᵀ h       (d_out, r)
+ *           dh  = s · dy B        (n, r)      workspace
+ *           dA += dhᵀ x           (r, d_in)
+ *           dx += dh A            (n, d_in)
+ */
+#include "rl_adapter_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../core/rl_blas.h"
+#include "../core/rl_rng.h"
+
+static size_t lora_work_size(const rl_adapter *a, int n_max)
+{
+    return 2 * (size_t)n_max * a->cfg.r;
+}
+
+static void lora_reset(rl_adapter *a)
+{
+    int r = a->cfg.r;
+    rl_mt g;
+    rl_mt_seed(&g, a->cfg.init_seed);
+    rl_kaiming_uniform(&g, a->params, (size_t)r * a->d_in, sqrt(5.0), a->d_in, RL_F32, RL_FMA);
+    memset(a->params + (size_t)r * a->d_in, 0, (size_t)a->d_out * r * sizeof(float));
+}
+
+static void lora_forward(rl_adapter *a, const float *x, int n, float *y)
+{
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out;
+    const float *A = a->params, *B = a->params + (size_t)r * di;
+    float *h = a->work;
+    rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r);
+    rl_gemm(RL_NOTRANS, RL_TRANS, n, dout, r, a->scaling, h, r, B, r, 1.0f, y, dout);
+}
+
+static void lora_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
+{
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out;
+    const float *A = a->params, *B = a->params + (size_t)r * di;
+    float *dA = a->grads, *dB = a->grads + (size_t)r * di;
+    float *h = a->work, *dh = a->work + (size_t)n * r;
+    const float s = a->scaling;
+    rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r);   /* h = x Aᵀ */
+    rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, n, s, dy, dout, h, r, 1.0f, dB, r); /* dB += s dyᵀ h */
+    rl_gemm(RL_NOTRANS, RL_NOTRANS, n, r, dout, s, dy, dout, B, r, 0.0f, dh, r); /* dh = s dy B */
+    rl_gemm(RL_TRANS, RL_NOTRANS, r, di, n, 1.0f, dh, r, x, di, 1.0f, dA, di);   /* dA += dhᵀ x */
+    if (dx) rl_gemm(RL_NOTRANS, RL_NOTRANS, n, di, r, 1.0f, dh, r, A, di, 1.0f, dx, di); /* dx += dh A */
+}
+
+static void lora_delta_weight(rl_adapter *a, float *dw)
+{
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out;
+    const float *A = a->params, *B = a->params + (size_t)r * di;
+    /* ΔW = s · B A  (d_out, d_in) */
+    rl_gemm(RL_NOTRANS, RL_NOTRANS, dout, di, r, a->scaling, B, r, A, di, 0.0f, dw, di);
+}
+
+const rl_adapter_ops rl_lora_ops = {
+    .name = "lora",
+    .work_size = lora_work_size,
+    .reset = lora_reset,
+    .forward = lora_forward,
+    .backward = lora_backward,
+    .delta_weight = lora_delta_weight,
+};

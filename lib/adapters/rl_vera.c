@@ -1,0 +1,102 @@
+/* rl_vera.c -- VeRA (Kopiczko et al. 2024) as PEFT's vera.Linear computes it.
+ *
+ *   ΔW = (λ_b ⊙ B_s)(λ_d ⊙ A_s)      A_s = vera_A[:, :d_in]   (r, d_in)
+ *                                     B_s = vera_B[:d_out, :]  (d_out, r)
+ *   λ_b (d_out) = 0 and λ_d (r) = d_initial at init; no scaling.
+ * A_s is a column slice of the shared A: a view with row stride I (= max_in).
+ *
+ * forward:  h    = x A_sᵀ                  (n, r)
+ *           Bl   = λ_b[:, None] ⊙ B_s      (d_out, r)
+ *           y   += (h ⊙ λ_d) Blᵀ           (n, d_out)
+ * backward: z    = h ⊙ λ_d                 (n, r)
+ *           P    = dyᵀ z                   (d_out, r)
+ *           dλ_b[o] += Σ_k B_s[o, k] P[o, k]
+ *           dz   = dy Bl                   (n, r)
+ *           dλ_d[k] += Σ_n dz[n, k] h[n, k]
+ *           dx  += (dz ⊙ λ_d) A_s          (n, d_in)
+ */
+#include "rl_adapter_impl.h"
+
+#include <string.h>
+
+#include "../core/rl_blas.h"
+
+static size_t vera_work_size(const rl_adapter *a, int n_max)
+{
+    return 3 * (size_t)n_max * a->cfg.r + 2 * (size_t)a->d_out * a->cfg.r;
+}
+
+static void vera_reset(rl_adapter *a)
+{
+    memset(a->params, 0, (size_t)a->d_out * sizeof(float));
+    for (int k = 0; k < a->cfg.r; k++) a->params[a->d_out + k] = (float)a->cfg.d_initial;
+}
+
+/* Bl = λ_b[:, None] ⊙ B_s, optionally with columns also scaled by λ_d. */
+static void vera_scaled_b(const rl_adapter *a, float *Bl, bool with_d)
+{
+    const int r = a->cfg.r;
+    const float *lb = a->params, *ld = a->params + a->d_out, *B = a->bases->B;
+    for (int o = 0; o < a->d_out; o++)
+        for (int k = 0; k < r; k++)
+            Bl[(size_t)o * r + k] = with_d ? (lb[o] * B[(size_t)o * r + k]) * ld[k]
+                                           : lb[o] * B[(size_t)o * r + k];
+}
+
+static void vera_forward(rl_adapter *a, const float *x, int n, float *y)
+{
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
+    const float *ld = a->params + dout;
+    float *h = a->work, *Bl = a->work + 3 * (size_t)n * r;
+    rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, a->bases->A, I, 0.0f, h, r);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < r; k++) h[(size_t)i * r + k] *= ld[k];
+    vera_scaled_b(a, Bl, false);
+    rl_gemm(RL_NOTRANS, RL_TRANS, n, dout, r, 1.0f, h, r, Bl, r, 1.0f, y, dout);
+}
+
+static void vera_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
+{
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
+    const float *ld = a->params + dout, *B = a->bases->B;
+    float *dlb = a->grads, *dld = a->grads + dout;
+    float *h = a->work, *z = h + (size_t)n * r, *dz = z + (size_t)n * r;
+    float *Bl = dz + (size_t)n * r, *P = Bl + (size_t)dout * r;
+
+    rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, a->bases->A, I, 0.0f, h, r); /* h = x A_sᵀ */
+    for (size_t i = 0; i < (size_t)n * r; i++) z[i] = h[i] * ld[i % r];
+    rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, n, 1.0f, dy, dout, z, r, 0.0f, P, r);      /* P = dyᵀ z */
+    for (int o = 0; o < dout; o++) {
+        double acc = 0.0;
+        for (int k = 0; k < r; k++) acc += (double)B[(size_t)o * r + k] * P[(size_t)o * r + k];
+        dlb[o] += (float)acc;
+    }
+    vera_scaled_b(a, Bl, false);
+    rl_gemm(RL_NOTRANS, RL_NOTRANS, n, r, dout, 1.0f, dy, dout, Bl, r, 0.0f, dz, r);  /* dz = dy Bl */
+    for (int k = 0; k < r; k++) {
+        double acc = 0.0;
+        for (int i = 0; i < n; i++) acc += (double)dz[(size_t)i * r + k] * h[(size_t)i * r + k];
+        dld[k] += (float)acc;
+    }
+    if (dx) {
+        for (size_t i = 0; i < (size_t)n * r; i++) dz[i] *= ld[i % r];            /* dh */
+        rl_gemm(RL_NOTRANS, RL_NOTRANS, n, di, r, 1.0f, dz, r, a->bases->A, I, 1.0f, dx, di);
+    }
+}
+
+static void vera_delta_weight(rl_adapter *a, float *dw)
+{
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
+    float *Bl = a->work; /* (d_out, r) fits: work >= 2 d_out r */
+    vera_scaled_b(a, Bl, true);
+    rl_gemm(RL_NOTRANS, RL_NOTRANS, dout, di, r, 1.0f, Bl, r, a->bases->A, I, 0.0f, dw, di);
+}
+
+const rl_adapter_ops rl_vera_ops = {
+    .name = "vera",
+    .work_size = vera_work_size,
+    .reset = vera_reset,
+    .forward = vera_forward,
+    .backward = vera_backward,
+    .delta_weight = vera_delta_weight,
+};

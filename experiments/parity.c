@@ -485,9 +485,13 @@ rl_status parity_check_file(const char *path, double tol, parity_result *res)
     memset(res, 0, sizeof *res);
     res->pass = true;
     rl_st_file *f = NULL;
-    RL_TRY(rl_st_open(&f, path));
+    rl_status st = rl_st_open(&f, path);
+    if (st != RL_OK) {
+        res->pass = false;
+        return st;
+    }
     ctx c = {.f = f, .tol = tol, .res = res};
-    rl_status st = check_file(&c);
+    st = check_file(&c);
     rl_st_close(f);
     if (st != RL_OK) res->pass = false;
     return st;

@@ -1,0 +1,209 @@
+/* test_parity.c -- every PEFT reference file passes `randlora parity`, and the
+ * checker fails when the data disagree (so a PASS means something). */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/rl_tensor.h"
+#include "io/rl_safetensors.h"
+#include "parity.h"
+
+static const char *const shared_files[] = {
+    "lora_basic", "lora_rslora", "randlora_dense_square", "randlora_dense_wide_in",
+    "randlora_dense_wide_out", "randlora_shared_two_layers", "randlora_sparse",
+    "randlora_very_sparse", "vera_two_layers",
+};
+/* Made by tests/gen/gen_parity.py from PEFT's own code, with real parameter
+ * gradients (tests/fixtures/peft_extra/README.md). */
+static const char *const extra_files[] = {
+    "randlora_dense_three_layers", "randlora_dense_r1", "randlora_dense_r_gt_min",
+    "randlora_sparse_two_layers", "randlora_very_sparse_two_layers", "randlora_dense_key_big",
+    "vera_three_layers", "lora_r3", "lora_rslora_r6",
+};
+
+typedef struct {
+    int extra; /* 0: tests/fixtures/peft, 1: tests/fixtures/peft_extra */
+    int index;
+} pcase;
+
+static size_t mem0;
+static void setup(void) { mem0 = rl_mem_current(); }
+static void check_no_leak(void) { cr_expect_eq(rl_mem_current(), mem0, "tracked memory leaked"); }
+TestSuite(parity, .init = setup, .fini = check_no_leak);
+
+static void path_of(const pcase *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "tests/fixtures/%s/%s.safetensors", c->extra ? "peft_extra" : "peft",
+             c->extra ? extra_files[c->index] : shared_files[c->index]);
+}
+
+ParameterizedTestParameters(parity, reference_file_passes)
+{
+    static pcase cases[18];
+    for (int i = 0; i < 9; i++) {
+        cases[i] = (pcase){0, i};
+        cases[9 + i] = (pcase){1, i};
+    }
+    return cr_make_param_array(pcase, cases, 18);
+}
+
+ParameterizedTest(pcase *c, parity, reference_file_passes)
+{
+    char path[256];
+    path_of(c, path, sizeof path);
+    parity_result res;
+    rl_status st = parity_check_file(path, PARITY_DEFAULT_TOL, &res);
+    cr_assert_eq(st, RL_OK, "%s: %s", path, rl_errmsg());
+    cr_assert(res.pass, "%s: %s err %g", path, res.fail_what, res.fail_err);
+    cr_assert(res.max_rel <= PARITY_DEFAULT_TOL);
+    if (strcmp(res.method, "lora") != 0) {
+        /* bases regenerated from the key: bit-exact (VeRA would be allowed 1 ulp) */
+        cr_assert_eq(res.bases_mismatch, 0, "%s: %ld base elements differ", path, res.bases_mismatch);
+        cr_assert(res.init_checked >= 2 * res.layers, "init values were compared");
+    }
+    /* the PEFT-made extra files carry real parameter gradients: no fallback */
+    if (c->extra) cr_assert_eq(res.ref_grad_zero, 0, "%s: unexpected all-zero reference gradient", path);
+}
+
+/* Copy a fixture, applying one change: scale tensor `name` by `factor`, or
+ * set metadata `mkey` to `mval`. */
+static void write_variant(const char *src, const char *dst, const char *name, float factor,
+                          const char *mkey, const char *mval)
+{
+    rl_st_file *f = NULL;
+    cr_assert_eq(rl_st_open(&f, src), RL_OK, "%s", rl_errmsg());
+    rl_st_writer *w = NULL;
+    cr_assert_eq(rl_st_writer_new(&w), RL_OK);
+    static const char *const keys[] = {"format", "method", "r", "tokens", "layers", "projection_prng_key",
+                                       "alpha", "use_rslora", "sparse", "very_sparse", "bases_dtype", "d_initial"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const char *v = rl_st_meta(f, keys[k]);
+        if (mkey && strcmp(mkey, keys[k]) == 0) v = mval;
+        if (v) cr_assert_eq(rl_st_writer_meta(w, keys[k], v), RL_OK);
+    }
+    for (size_t i = 0; i < rl_st_count(f); i++) {
+        const rl_st_tensor *t = rl_st_at(f, i);
+        float *buf = malloc((t->numel ? t->numel : 1) * sizeof(float));
+        rl_st_to_f32(t, buf);
+        if (name && strcmp(t->name, name) == 0)
+            for (size_t j = 0; j < t->numel; j++) buf[j] *= factor;
+        int shape[RL_ST_MAX_DIMS];
+        for (int d = 0; d < t->ndim; d++) shape[d] = (int)t->shape[d];
+        cr_assert_eq(rl_st_writer_add(w, t->name, t->dtype, t->ndim, shape, buf), RL_OK);
+        free(buf);
+    }
+    cr_assert_eq(rl_st_writer_save(w, dst), RL_OK, "%s", rl_errmsg());
+    rl_st_writer_free(w);
+    rl_st_close(f);
+}
+
+static void tmp_path(char *buf, size_t len, const char *tag)
+{
+    snprintf(buf, len, "/tmp/rl_parity_%ld_%s.safetensors", (long)getpid(), tag);
+}
+
+Test(parity, unchanged_copy_still_passes)
+{
+    char p[256];
+    tmp_path(p, sizeof p, "copy");
+    write_variant("tests/fixtures/peft/randlora_dense_square.safetensors", p, NULL, 1.0f, NULL, NULL);
+    parity_result res;
+    cr_assert_eq(parity_check_file(p, PARITY_DEFAULT_TOL, &res), RL_OK, "%s", rl_errmsg());
+    cr_assert(res.pass);
+    unlink(p);
+}
+
+Test(parity, detects_wrong_output)
+{
+    char p[256];
+    tmp_path(p, sizeof p, "out");
+    /* 1e-4 relative is 10x the tolerance */
+    write_variant("tests/fixtures/peft/randlora_dense_square.safetensors", p, "layers.0.expect.output",
+                  1.0001f, NULL, NULL);
+    parity_result res;
+    cr_assert_eq(parity_check_file(p, PARITY_DEFAULT_TOL, &res), RL_OK);
+    cr_assert_not(res.pass);
+    cr_assert_str_eq(res.fail_what, "layers.0.expect.output");
+    cr_assert(res.fail_err > 5e-5 && res.fail_err < 2e-4, "err %g", res.fail_err);
+    unlink(p);
+}
+
+Test(parity, detects_wrong_gradient)
+{
+    char p[256];
+    tmp_path(p, sizeof p, "grad");
+    write_variant("tests/fixtures/peft_extra/randlora_dense_three_layers.safetensors", p,
+                  "layers.2.expect.grad.randlora_gamma", 1.001f, NULL, NULL);
+    parity_result res;
+    cr_assert_eq(parity_check_file(p, PARITY_DEFAULT_TOL, &res), RL_OK);
+    cr_assert_not(res.pass);
+    cr_assert_str_eq(res.fail_what, "layers.2.expect.grad.randlora_gamma");
+    unlink(p);
+}
+
+Test(parity, detects_bases_from_another_key)
+{
+    char p[256];
+    tmp_path(p, sizeof p, "key");
+    write_variant("tests/fixtures/peft/vera_two_layers.safetensors", p, NULL, 1.0f,
+                  "projection_prng_key", "1");
+    parity_result res;
+    cr_assert_eq(parity_check_file(p, PARITY_DEFAULT_TOL, &res), RL_OK);
+    cr_assert_not(res.pass);
+    cr_assert(strstr(res.fail_what, "vera_A") != NULL, "%s", res.fail_what);
+    cr_assert(res.bases_mismatch > 0);
+    unlink(p);
+}
+
+Test(parity, detects_wrong_pairing_or_scaling)
+{
+    char p[256];
+    tmp_path(p, sizeof p, "alpha");
+    /* a different alpha changes the scaling: the outputs must no longer match */
+    write_variant("tests/fixtures/peft/randlora_sparse.safetensors", p, NULL, 1.0f, "alpha", "161");
+    parity_result res;
+    cr_assert_eq(parity_check_file(p, PARITY_DEFAULT_TOL, &res), RL_OK);
+    cr_assert_not(res.pass);
+    unlink(p);
+}
+
+Test(parity, bad_files_are_errors_not_crashes)
+{
+    parity_result res;
+    cr_assert_eq(parity_check_file("tests/fixtures/peft/no_such_file.safetensors", 1e-5, &res), RL_EIO);
+    cr_assert_not(res.pass);
+    char p[256];
+    tmp_path(p, sizeof p, "meta");
+    write_variant("tests/fixtures/peft/lora_basic.safetensors", p, NULL, 1.0f, "r", "four");
+    cr_assert_eq(parity_check_file(p, 1e-5, &res), RL_EFORMAT);
+    cr_assert(strstr(rl_errmsg(), "'r'") != NULL, "%s", rl_errmsg());
+    write_variant("tests/fixtures/peft/lora_basic.safetensors", p, NULL, 1.0f, "format", "other");
+    cr_assert_eq(parity_check_file(p, 1e-5, &res), RL_EFORMAT);
+    cr_assert(strstr(rl_errmsg(), "peft-parity-v1") != NULL, "%s", rl_errmsg());
+    write_variant("tests/fixtures/peft/randlora_dense_square.safetensors", p, NULL, 1.0f, "r", "0");
+    cr_assert_eq(parity_check_file(p, 1e-5, &res), RL_EFORMAT);
+    unlink(p);
+}
+
+/* The shared files' all-zero parameter gradients are refuted, not trusted. */
+Test(parity, zero_reference_gradients_are_checked_by_finite_differences)
+{
+    parity_result res;
+    cr_assert_eq(parity_check_file("tests/fixtures/peft/randlora_dense_square.safetensors", 1e-5, &res), RL_OK);
+    cr_assert(res.pass);
+    cr_assert_eq(res.ref_grad_zero, 2);
+    cr_assert(res.fd_max_err <= PARITY_FD_TOL);
+}
+
+Test(parity, ulp_distance)
+{
+    cr_assert_eq(parity_ulp_diff(1.0f, 1.0f), 0u);
+    cr_assert_eq(parity_ulp_diff(1.0f, nextafterf(1.0f, 2.0f)), 1u);
+    cr_assert_eq(parity_ulp_diff(-0.0f, 0.0f), 0u);
+    cr_assert_eq(parity_ulp_diff(nextafterf(0.0f, -1.0f), nextafterf(0.0f, 1.0f)), 2u);
+    cr_assert(isinf(parity_rel_err((float[]){NAN}, (float[]){1.0f}, 1)));
+}

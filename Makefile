@@ -12,10 +12,10 @@ SHELL   := /bin/bash
 CC      ?= cc
 BUILD   ?= build
 PKGS    := openblas lapacke gsl jansson zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs jansson zlib) -llapacke -lgsl $(shell pkg-config --libs openblas) -lm
-CRIT_CFLAGS := $(shell pkg-config --cflags criterion)
-CRIT_LIBS   := $(shell pkg-config --libs criterion)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs jansson zlib 2>/dev/null) -llapacke -lgsl $(shell pkg-config --libs openblas 2>/dev/null) -lm
+CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
+CRIT_LIBS   := $(shell pkg-config --libs criterion 2>/dev/null)
 
 OPT     ?= -O2
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L
@@ -31,7 +31,7 @@ EXP_OBJ  := $(EXP_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 INCLUDES := -Ilib -Iexperiments
 
-.PHONY: all test asan run clean
+.PHONY: all deps test asan run clean
 all: $(BUILD)/randlora $(BUILD)/librandlora.a
 
 $(BUILD)/obj/%.o: %.c
@@ -57,13 +57,20 @@ $(BUILD)/tests/run: $(TEST_OBJ) $(TEST_EXP_OBJ) $(BUILD)/librandlora.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(TEST_OBJ) $(TEST_EXP_OBJ) $(BUILD)/librandlora.a $(CRIT_LIBS) $(PKG_LIBS) -o $@
 
-test: $(BUILD)/tests/run $(BUILD)/randlora
+# `make test` and `make run` first install missing Debian packages (a no-op
+# when all are present), then re-enter make so that pkg-config sees them.
+deps:
+	@bash .ci/install-deps
+
+test: deps
+	$(MAKE) --no-print-directory $(BUILD)/tests/run $(BUILD)/randlora
 	$(BUILD)/tests/run $(TEST_ARGS)
 
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # Criterion reports a test that leaks as passing (LeakSanitizer prints in the
 # worker, whose exit status is not used), so the log is searched as well.
 asan:
+	@bash .ci/install-deps
 	$(MAKE) BUILD=build/asan OPT=-O1 EXTRA_CFLAGS="$(SAN)" EXTRA_LDFLAGS="$(SAN)" build/asan/tests/run build/asan/randlora
 	set -o pipefail; build/asan/tests/run $(TEST_ARGS) 2>&1 | tee build/asan/test.log
 	@if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' build/asan/test.log; then \
@@ -76,9 +83,8 @@ asan:
 # The main job (experiments, report, plots) arrives with the main-job issue.
 # Until then `make run` installs what is missing, builds, and runs the one
 # job that exists: the PEFT parity check over every reference file.
-run:
-	bash .ci/install-deps
-	$(MAKE) all
+run: deps
+	$(MAKE) --no-print-directory all
 	$(BUILD)/randlora parity tests/fixtures/peft/*.safetensors tests/fixtures/peft_extra/*.safetensors
 	@echo "make run: only the parity check exists so far; the experiments, report and plots"
 	@echo "          (results/REPORT.md, plots/out/) arrive with the main-job issue."

@@ -20,26 +20,32 @@ const char *rl_bases_kind_name(rl_bases_kind k)
     return (unsigned)k < 3 ? kind_names[k] : "?";
 }
 
+/* Index of s in names[0..n), or -1. */
+static int name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; s && i < n; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
 rl_status rl_method_parse(const char *s, rl_method *out)
 {
-    for (int i = 0; i < 4; i++)
-        if (s && strcmp(s, method_names[i]) == 0) {
-            *out = (rl_method)i;
-            return RL_OK;
-        }
-    return rl_fail(RL_EINVAL, "unknown method '%s' (expected full, lora, vera or randlora)",
-                   s ? s : "(null)");
+    int i = name_index(method_names, 4, s);
+    if (i < 0)
+        return rl_fail(RL_EINVAL, "unknown method '%s' (expected full, lora, vera or randlora)",
+                       s ? s : "(null)");
+    *out = (rl_method)i;
+    return RL_OK;
 }
 
 rl_status rl_bases_kind_parse(const char *s, rl_bases_kind *out)
 {
-    for (int i = 0; i < 3; i++)
-        if (s && strcmp(s, kind_names[i]) == 0) {
-            *out = (rl_bases_kind)i;
-            return RL_OK;
-        }
-    return rl_fail(RL_EINVAL, "unknown bases '%s' (expected dense, sparse or very_sparse)",
-                   s ? s : "(null)");
+    int i = name_index(kind_names, 3, s);
+    if (i < 0)
+        return rl_fail(RL_EINVAL, "unknown bases '%s' (expected dense, sparse or very_sparse)",
+                       s ? s : "(null)");
+    *out = (rl_bases_kind)i;
+    return RL_OK;
 }
 
 int rl_randlora_n_bases(int min_dim, int r)

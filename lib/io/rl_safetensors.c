@@ -12,8 +12,9 @@
  * Writer: tensors are converted to their dtype when added and kept in
  * insertion order; rl_st_writer_save writes the header (metadata first, then
  * the tensors in insertion order, padded with spaces so that 8 + N is a
- * multiple of 8) and the packed data to "<path>.tmp.<pid>", fsyncs it and
- * renames it over <path>.
+ * multiple of 8) and the packed data through rl_atomic_open/commit
+ * (rl_results.h): "<path>.tmp.<pid>", fsync, rename over <path>; missing
+ * parent directories are created.
  *
  * Byte order: safetensors is little-endian. The header length is encoded
  * byte by byte; tensor bytes are copied as they are in memory, which is why
@@ -30,6 +31,7 @@
 #include <jansson.h>
 
 #include "../core/rl_half.h"
+#include "rl_results.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "rl_safetensors.c copies tensor bytes as-is and needs a little-endian target"
@@ -625,7 +627,7 @@ static bool write_all(FILE *fp, const rl_st_writer *w, const char *json)
     for (size_t i = 0; i < w->count; i++)
         if (fwrite(w->entries[i].bytes, 1, w->entries[i].nbytes, fp) != w->entries[i].nbytes)
             return false;
-    return fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    return true; /* rl_atomic_commit flushes and fsyncs */
 }
 
 rl_status rl_st_writer_save(rl_st_writer *w, const char *path)
@@ -633,29 +635,16 @@ rl_status rl_st_writer_save(rl_st_writer *w, const char *path)
     if (!w || !path) return rl_fail(RL_EINVAL, "rl_st_writer_save: NULL argument");
     char *json = header_json(w);
     if (!json) return rl_fail(RL_ENOMEM, "%s: could not build the safetensors header", path);
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        free(json);
-        return rl_fail(RL_ENOMEM, "%s: no memory", path);
-    }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-
-    rl_status s = RL_OK;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        s = rl_fail(RL_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-    } else {
-        bool ok = write_all(fp, w, json);
-        int e = errno;
-        if (fclose(fp) != 0 && ok) { ok = false; e = errno; }
-        if (ok && rename(tmp, path) != 0) { ok = false; e = errno; }
-        if (!ok) {
-            s = rl_fail(RL_EIO, "%s: cannot write: %s", path, strerror(e ? e : EIO));
-            unlink(tmp);
+    rl_atomic_file af;
+    rl_status s = rl_atomic_open(&af, path);
+    if (s == RL_OK) {
+        if (write_all(af.fp, w, json)) {
+            s = rl_atomic_commit(&af);
+        } else {
+            s = rl_fail(RL_EIO, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
+            rl_atomic_abort(&af);
         }
     }
-    free(tmp);
     free(json);
     return s;
 }

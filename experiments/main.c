@@ -1,11 +1,11 @@
 /* main.c -- `randlora <command>`: the command-line front end.
  * Each command lives in its own experiments/<name>.c; lib/ never exits, so
- * exit codes are decided here: 0 success, 1 a check failed, 2 bad usage or
- * input. */
+ * exit codes are decided here and in the commands: 0 success, 1 a check
+ * failed, 2 bad usage or input. */
 #include <stdio.h>
 #include <string.h>
 
-#include "parity.h"
+#include "commands.h"
 
 typedef struct {
     const char *name;
@@ -13,15 +13,38 @@ typedef struct {
     const char *help;
 } command;
 
+/* `randlora sweep <name>`: experiment drivers that write results/<name>/. */
+static const command sweeps[] = {
+    {NULL, NULL, NULL},
+};
+
 static const command commands[] = {
     {"parity", cmd_parity, "check the library against PEFT reference files"},
+    {"sweep", NULL, "run an experiment grid: randlora sweep <name> [--help]"},
 };
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: randlora <command> [options]   (randlora <command> --help)\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    for (size_t i = 0; i < COUNT(commands); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\nsweeps:\n");
+    for (size_t i = 0; i < COUNT(sweeps); i++)
+        if (sweeps[i].name) fprintf(out, "  sweep %-8s %s\n", sweeps[i].name, sweeps[i].help);
+}
+
+static int run_sweep(int argc, char **argv)
+{
+    if (argc >= 2)
+        for (size_t i = 0; i < COUNT(sweeps); i++)
+            if (sweeps[i].name && strcmp(argv[1], sweeps[i].name) == 0)
+                return sweeps[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "randlora sweep: %s '%s'\n", argc >= 2 ? "unknown experiment" : "missing experiment",
+            argc >= 2 ? argv[1] : "");
+    usage(stderr);
+    return 2;
 }
 
 int main(int argc, char **argv)
@@ -34,8 +57,10 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    if (strcmp(argv[1], "sweep") == 0) return run_sweep(argc - 1, argv + 1);
+    for (size_t i = 0; i < COUNT(commands); i++)
+        if (commands[i].run && strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "randlora: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,6 +1,8 @@
 /* parity.c -- `randlora parity`: the library against PEFT's own outputs. */
 #include "parity.h"
 
+#include "commands.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>

@@ -57,9 +57,6 @@ typedef struct {
  * file is unreadable or lacks a key the format requires. */
 rl_status parity_check_file(const char *path, double tol, parity_result *res);
 
-/* `randlora parity [--tol REL] FILE...`; returns the process exit code. */
-int cmd_parity(int argc, char **argv);
-
 /* Relative error max|a - b| / max|b| (absolute when b is all zero); NaN or
  * Inf anywhere in a gives +inf, so "fail unless err <= tol" is NaN-safe. */
 double parity_rel_err(const float *a, const float *b, size_t n);

@@ -1,0 +1,9 @@
+/* commands.h -- every `randlora <command>` and `randlora sweep <name>`.
+ * Each returns the process exit code: 0 success, 1 a check failed or a
+ * claim did not hold where the command asserts it, 2 bad usage or input. */
+#ifndef RL_COMMANDS_H
+#define RL_COMMANDS_H
+
+int cmd_parity(int argc, char **argv);   /* parity.c */
+
+#endif

@@ -35,4 +35,9 @@ struct rl_adapter {
 
 extern const rl_adapter_ops rl_full_ops, rl_lora_ops, rl_vera_ops, rl_randlora_ops;
 
+/* RandLora's materialised path (rl_layer.c): given G = dyᵀ x (d_out, d_in),
+ * accumulate dλ and dΓ through dUA = s · UBᵀ · dM, where dM = G (d_in <= d_out)
+ * or Gᵀ (d_in > d_out). Uses the second K·mn block of the workspace. */
+void rl_randlora_grads_from_G(rl_adapter *a, const float *G);
+
 #endif

@@ -135,6 +135,18 @@ static void randlora_backward(rl_adapter *a, const float *x, const float *dy, in
     accumulate_factor_grads(a, dUA);
 }
 
+void rl_randlora_grads_from_G(rl_adapter *a, const float *G)
+{
+    const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
+    float *dUA = a->work + (size_t)K * mn;
+    const float *UB = ub_of(a);
+    if (di <= dout) /* dUA = s · UBᵀ G      (K, d_in),  UB (d_out, K) */
+        rl_gemm(RL_TRANS, RL_NOTRANS, K, mn, dout, a->scaling, UB, ldb, G, di, 0.0f, dUA, mn);
+    else            /* dUA = s · UBᵀ Gᵀ     (K, d_out), UB (d_in, K)  */
+        rl_gemm(RL_TRANS, RL_TRANS, K, mn, di, a->scaling, UB, ldb, G, di, 0.0f, dUA, mn);
+    accumulate_factor_grads(a, dUA);
+}
+
 static void randlora_delta_weight(rl_adapter *a, float *dw)
 {
     const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);

@@ -1,0 +1,190 @@
+/* test_layer.c -- the adapted linear layer and RandLora's two step paths. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <string.h>
+
+#include "adapters/rl_layer.h"
+#include "core/rl_blas.h"
+#include "core/rl_rng.h"
+#include "core/rl_tensor.h"
+#include "train/rl_optim.h"
+
+static size_t mem0;
+static void setup(void) { mem0 = rl_mem_current(); }
+static void check_no_leak(void) { cr_expect_eq(rl_mem_current(), mem0, "tracked memory leaked"); }
+TestSuite(layer, .init = setup, .fini = check_no_leak);
+
+typedef struct {
+    int d_out, d_in, r, kind;
+} lcase;
+
+static double rel(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+ParameterizedTestParameters(layer, randlora_paths_agree)
+{
+    static lcase cases[] = {
+        {20, 12, 4, RL_BASES_DENSE}, {12, 20, 4, RL_BASES_DENSE}, {16, 16, 5, RL_BASES_DENSE},
+        {20, 12, 5, RL_BASES_SPARSE}, {12, 20, 3, RL_BASES_VERY_SPARSE}, {33, 17, 6, RL_BASES_DENSE},
+    };
+    return cr_make_param_array(lcase, cases, sizeof cases / sizeof cases[0]);
+}
+
+/* Factorised and materialised steps compute the same output, dx and
+ * gradients. Both are float32 with reductions of length <= 33 taken in a
+ * different order: 1e-5 relative to the largest entry is ~100 ulp of room. */
+ParameterizedTest(lcase *c, layer, randlora_paths_agree)
+{
+    const int n = 7, o = c->d_out, i = c->d_in;
+    rl_shared_bases *b = NULL;
+    cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, c->r, o, i, (rl_bases_kind)c->kind, RL_BF16,
+                                     RL_FMA, 4), RL_OK);
+    rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
+    cfg.r = c->r;
+    cfg.alpha = 3.0 * c->r;
+    rl_adapter *a = NULL;
+    cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+    float *W = rl_alloc_floats((size_t)o * i), *bias = rl_alloc_floats(o), *x = rl_alloc_floats((size_t)n * i);
+    float *dy = rl_alloc_floats((size_t)n * o), *y[2], *dx[2], *g[2];
+    rl_mt gen;
+    rl_mt_seed(&gen, 8);
+    rl_mt_fill_normal(&gen, W, (size_t)o * i, 0.3f);
+    rl_mt_fill_normal(&gen, bias, o, 1.0f);
+    rl_mt_fill_normal(&gen, x, (size_t)n * i, 1.0f);
+    rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
+    rl_span s = rl_adapter_span(a);
+    rl_mt_fill_normal(&gen, s.p, s.n, 0.2f);
+    for (int p = 0; p < 2; p++) {
+        rl_layer *l = NULL;
+        rl_path path = p ? RL_PATH_MATERIALISED : RL_PATH_FACTORISED;
+        cr_assert_eq(rl_layer_new(&l, W, bias, a, n, path), RL_OK, "%s", rl_errmsg());
+        y[p] = rl_alloc_floats((size_t)n * o);
+        dx[p] = rl_alloc_floats((size_t)n * i);
+        g[p] = rl_alloc_floats(s.n);
+        rl_adapter_zero_grad(a);
+        cr_assert_eq(rl_layer_forward(l, x, n, y[p]), RL_OK);
+        cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[p]), RL_OK);
+        memcpy(g[p], s.g, s.n * sizeof(float));
+        rl_layer_free(l);
+    }
+    cr_assert(rel(y[1], y[0], (size_t)n * o) <= 1e-5, "output %g", rel(y[1], y[0], (size_t)n * o));
+    cr_assert(rel(dx[1], dx[0], (size_t)n * i) <= 1e-5, "dx %g", rel(dx[1], dx[0], (size_t)n * i));
+    cr_assert(rel(g[1], g[0], s.n) <= 1e-5, "grads %g", rel(g[1], g[0], s.n));
+    /* and the factorised layer is base + adapter */
+    float *yb = rl_alloc_floats((size_t)n * o);
+    for (int t = 0; t < n; t++) memcpy(yb + (size_t)t * o, bias, o * sizeof(float));
+    rl_gemm(RL_NOTRANS, RL_TRANS, n, o, i, 1.0f, x, i, W, i, 1.0f, yb, o);
+    cr_assert_eq(rl_adapter_forward(a, x, n, yb), RL_OK);
+    cr_assert(rel(y[0], yb, (size_t)n * o) <= 1e-6);
+    for (int p = 0; p < 2; p++) {
+        rl_dealloc(y[p]);
+        rl_dealloc(dx[p]);
+        rl_dealloc(g[p]);
+    }
+    rl_dealloc(yb);
+    rl_dealloc(W);
+    rl_dealloc(bias);
+    rl_dealloc(x);
+    rl_dealloc(dy);
+    rl_adapter_free(a);
+    rl_shared_bases_free(b);
+}
+
+/* A training step (forward, backward, AdamW) allocates nothing, on every
+ * method and path: the tracked peak does not move and current returns to
+ * where it was. */
+Test(layer, training_step_allocates_nothing)
+{
+    const int n = 16, o = 24, i = 20, r = 4;
+    static const int methods[4] = {RL_METHOD_FULL, RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
+    for (int m = 0; m < 4; m++)
+        for (int p = 0; p < (methods[m] == RL_METHOD_RANDLORA ? 3 : 1); p++) {
+            rl_shared_bases *b = NULL;
+            if (methods[m] == RL_METHOD_VERA || methods[m] == RL_METHOD_RANDLORA)
+                cr_assert_eq(rl_shared_bases_new(&b, methods[m], r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 0), RL_OK);
+            rl_adapter_config cfg = rl_adapter_config_default((rl_method)methods[m]);
+            cfg.r = r;
+            rl_adapter *a = NULL;
+            cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+            float *W = rl_alloc_floats((size_t)o * i), *x = rl_alloc_floats((size_t)n * i);
+            float *y = rl_alloc_floats((size_t)n * o), *dx = rl_alloc_floats((size_t)n * i);
+            rl_layer *l = NULL;
+            cr_assert_eq(rl_layer_new(&l, methods[m] == RL_METHOD_FULL ? NULL : W, NULL, a, n, (rl_path)p), RL_OK);
+            rl_adamw *opt = NULL;
+            cr_assert_eq(rl_adamw_new(&opt, rl_adapter_param_count(a), 1e-3f, 0.0f), RL_OK);
+            size_t before = rl_mem_current();
+            rl_mem_reset_peak();
+            for (int step = 0; step < 3; step++) {
+                rl_adapter_zero_grad(a);
+                cr_assert_eq(rl_layer_forward(l, x, n, y), RL_OK);
+                cr_assert_eq(rl_layer_backward(l, x, y, n, dx), RL_OK);
+                rl_adamw_step(opt, rl_adapter_span(a));
+            }
+            cr_assert_eq(rl_mem_peak(), before, "method %d path %d allocated in a step", methods[m], p);
+            cr_assert_eq(rl_mem_current(), before);
+            rl_adamw_free(opt);
+            rl_layer_free(l);
+            rl_dealloc(W);
+            rl_dealloc(x);
+            rl_dealloc(y);
+            rl_dealloc(dx);
+            rl_adapter_free(a);
+            rl_shared_bases_free(b);
+        }
+}
+
+Test(layer, path_rules)
+{
+    rl_shared_bases *b = NULL;
+    cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, 32, 768, 768, RL_BASES_DENSE, RL_BF16, RL_FMA, 0), RL_OK);
+    rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
+    rl_adapter *a = NULL;
+    cr_assert_eq(rl_adapter_new(&a, &cfg, 768, 768, b, 4096), RL_OK);
+    float w;
+    rl_layer *l = NULL;
+    cr_assert_eq(rl_layer_new(&l, &w, NULL, a, 4096, RL_PATH_AUTO), RL_OK);
+    /* the FLOP model: few tokens -> factorised, many -> materialised */
+    cr_assert_eq(rl_layer_choose_path(l, 64, false), RL_PATH_FACTORISED);
+    cr_assert_eq(rl_layer_choose_path(l, 4096, false), RL_PATH_MATERIALISED);
+    cr_assert(rl_layer_step_flops(l, RL_PATH_MATERIALISED, 4096, false) <
+              rl_layer_step_flops(l, RL_PATH_FACTORISED, 4096, false));
+    float x[768] = {0}, y[768];
+    cr_assert_eq(rl_layer_backward(l, x, y, 1, NULL), RL_EINVAL, "backward before forward");
+    rl_layer_free(l);
+    rl_adapter_free(a);
+    rl_shared_bases_free(b);
+
+    cfg = rl_adapter_config_default(RL_METHOD_LORA);
+    cr_assert_eq(rl_adapter_new(&a, &cfg, 8, 8, NULL, 4), RL_OK);
+    cr_assert_eq(rl_layer_new(&l, &w, NULL, a, 4, RL_PATH_MATERIALISED), RL_EINVAL);
+    cr_assert(strstr(rl_errmsg(), "randlora only") != NULL, "%s", rl_errmsg());
+    cr_assert_eq(rl_layer_new(&l, NULL, NULL, a, 4, RL_PATH_AUTO), RL_EINVAL, "lora needs W");
+    cr_assert_eq(rl_layer_new(&l, &w, NULL, a, 5, RL_PATH_AUTO), RL_EINVAL, "more rows than the adapter");
+    rl_adapter_free(a);
+    rl_path p;
+    cr_assert_eq(rl_path_parse("materialised", &p), RL_OK);
+    cr_assert_eq(p, RL_PATH_MATERIALISED);
+    cr_assert_eq(rl_path_parse("fused", &p), RL_EINVAL);
+}
+
+/* AdamW against torch.optim.AdamW's update written out for one step. */
+Test(layer, adamw_first_steps)
+{
+    float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -0.25f};
+    rl_adamw *o = NULL;
+    cr_assert_eq(rl_adamw_new(&o, 2, 0.1f, 0.01f), RL_OK);
+    rl_adamw_step(o, (rl_span){p, g, 2});
+    /* step 1: m̂ = g, v̂ = g², update = lr · g / (|g| + eps) = ±lr; decay p·(1 - lr·wd) */
+    cr_assert_float_eq(p[0], 1.0f * (1 - 0.001f) - 0.1f, 1e-6);
+    cr_assert_float_eq(p[1], -2.0f * (1 - 0.001f) + 0.1f, 1e-6);
+    rl_adamw_free(o);
+    cr_assert_eq(rl_adamw_new(&o, 2, 0.0f, 0.0f), RL_EINVAL);
+}

@@ -5,5 +5,8 @@
 #define RL_COMMANDS_H
 
 int cmd_parity(int argc, char **argv);   /* parity.c */
+int cmd_params(int argc, char **argv);   /* params.c */
+int cmd_bench(int argc, char **argv);    /* bench.c */
+int sweep_cost(int argc, char **argv);   /* sweep_cost.c */
 
 #endif

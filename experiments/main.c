@@ -15,11 +15,13 @@ typedef struct {
 
 /* `randlora sweep <name>`: experiment drivers that write results/<name>/. */
 static const command sweeps[] = {
-    {NULL, NULL, NULL},
+    {"cost", sweep_cost, "time and memory of a training step (results/cost/)"},
 };
 
 static const command commands[] = {
     {"parity", cmd_parity, "check the library against PEFT reference files"},
+    {"params", cmd_params, "trainable parameters and checkpoint sizes on real architectures"},
+    {"bench", cmd_bench, "time one training step of an adapted layer"},
     {"sweep", NULL, "run an experiment grid: randlora sweep <name> [--help]"},
 };
 

@@ -16,6 +16,7 @@
 #include "core/rl_blas.h"
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
+#include "rl_test.h"
 
 typedef struct {
     int method;   /* rl_method */
@@ -23,13 +24,7 @@ typedef struct {
     int d_out, d_in, r;
 } acase;
 
-static size_t mem0;
-static void setup(void) { mem0 = rl_mem_current(); }
-static void check_no_leak(void)
-{
-    cr_expect_eq(rl_mem_current(), mem0, "tracked memory leaked: %zu bytes", rl_mem_current() - mem0);
-}
-TestSuite(adapters, .init = setup, .fini = check_no_leak);
+TestSuite(adapters, .init = rl_test_mark);
 
 /* Everything a case needs, built from the case alone. */
 typedef struct {
@@ -156,6 +151,7 @@ ParameterizedTest(acase *c, adapters, fd_gradients)
                   "method %d dx[%zu]: fd %.7g vs analytic %.7g", c->method, i, fd, (double)f.dx[i]);
     }
     fixture_free(&f);
+    rl_test_check_leak();
 }
 
 ParameterizedTestParameters(adapters, forward_equals_merged_weight)
@@ -204,6 +200,7 @@ ParameterizedTest(acase *c, adapters, forward_equals_merged_weight)
     rl_dealloc(y1);
     rl_dealloc(y2);
     fixture_free(&f);
+    rl_test_check_leak();
 }
 
 ParameterizedTestParameters(adapters, zero_delta_at_init)
@@ -244,6 +241,7 @@ ParameterizedTest(acase *c, adapters, zero_delta_at_init)
     }
     rl_dealloc(dw);
     fixture_free(&f);
+    rl_test_check_leak();
 }
 
 /* Forward and backward allocate nothing: the peak of the tracked allocator
@@ -268,10 +266,11 @@ ParameterizedTest(acase *c, adapters, step_allocates_nothing)
     cr_assert_eq(rl_adapter_forward(f.a, f.x, f.n + 1, f.y), RL_EINVAL);
     cr_assert(strstr(rl_errmsg(), "at most 4") != NULL, "message: %s", rl_errmsg());
     fixture_free(&f);
+    rl_test_check_leak();
 }
 
 /* param_count: the adapter's block size, PEFT's closed forms, and hand values. */
-Test(adapters, param_count_formulas)
+RL_TEST(adapters, param_count_formulas)
 {
     static const int shapes[][2] = {{20, 12}, {12, 20}, {16, 16}, {7, 3}, {3, 7}, {64, 64}, {40, 64}, {96, 24}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -327,7 +326,7 @@ static void naive_delta(const rl_adapter *a, const rl_shared_bases *b, bool pape
         }
 }
 
-Test(adapters, randlora_pairings_match_definitions)
+RL_TEST(adapters, randlora_pairings_match_definitions)
 {
     static const int shapes[3][2] = {{20, 12}, {12, 20}, {16, 16}};
     for (int s = 0; s < 3; s++)
@@ -366,7 +365,7 @@ Test(adapters, randlora_pairings_match_definitions)
 
 /* ---- bad input: a clear status, a message naming the problem, no leak ---- */
 
-Test(adapters, rejects_bad_rank_and_shapes)
+RL_TEST(adapters, rejects_bad_rank_and_shapes)
 {
     rl_adapter *a = (rl_adapter *)0x1;
     for (int m = RL_METHOD_LORA; m <= RL_METHOD_RANDLORA; m++) {
@@ -389,7 +388,7 @@ Test(adapters, rejects_bad_rank_and_shapes)
     cr_assert_null(a);
 }
 
-Test(adapters, rejects_layer_larger_than_shared_bases)
+RL_TEST(adapters, rejects_layer_larger_than_shared_bases)
 {
     rl_shared_bases *b = NULL;
     cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, 4, 20, 12, RL_BASES_DENSE, RL_BF16, RL_FMA, 0), RL_OK);
@@ -419,7 +418,7 @@ Test(adapters, rejects_layer_larger_than_shared_bases)
     rl_shared_bases_free(b);
 }
 
-Test(adapters, safe_merge_refuses_non_finite)
+RL_TEST(adapters, safe_merge_refuses_non_finite)
 {
     static const int methods[4] = {RL_METHOD_FULL, RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
     for (int m = 0; m < 4; m++) {

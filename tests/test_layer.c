@@ -8,12 +8,10 @@
 #include "core/rl_blas.h"
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
+#include "rl_test.h"
 #include "train/rl_optim.h"
 
-static size_t mem0;
-static void setup(void) { mem0 = rl_mem_current(); }
-static void check_no_leak(void) { cr_expect_eq(rl_mem_current(), mem0, "tracked memory leaked"); }
-TestSuite(layer, .init = setup, .fini = check_no_leak);
+TestSuite(layer, .init = rl_test_mark);
 
 typedef struct {
     int d_out, d_in, r, kind;
@@ -96,12 +94,13 @@ ParameterizedTest(lcase *c, layer, randlora_paths_agree)
     rl_dealloc(dy);
     rl_adapter_free(a);
     rl_shared_bases_free(b);
+    rl_test_check_leak();
 }
 
 /* A training step (forward, backward, AdamW) allocates nothing, on every
  * method and path: the tracked peak does not move and current returns to
  * where it was. */
-Test(layer, training_step_allocates_nothing)
+RL_TEST(layer, training_step_allocates_nothing)
 {
     const int n = 16, o = 24, i = 20, r = 4;
     static const int methods[4] = {RL_METHOD_FULL, RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
@@ -141,7 +140,7 @@ Test(layer, training_step_allocates_nothing)
         }
 }
 
-Test(layer, path_rules)
+RL_TEST(layer, path_rules)
 {
     rl_shared_bases *b = NULL;
     cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, 32, 768, 768, RL_BASES_DENSE, RL_BF16, RL_FMA, 0), RL_OK);
@@ -176,7 +175,7 @@ Test(layer, path_rules)
 }
 
 /* AdamW against torch.optim.AdamW's update written out for one step. */
-Test(layer, adamw_first_steps)
+RL_TEST(layer, adamw_first_steps)
 {
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -0.25f};
     rl_adamw *o = NULL;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/rl_tensor.h"
+#include "rl_test.h"
 #include "io/rl_safetensors.h"
 #include "parity.h"
 
@@ -30,10 +31,7 @@ typedef struct {
     int index;
 } pcase;
 
-static size_t mem0;
-static void setup(void) { mem0 = rl_mem_current(); }
-static void check_no_leak(void) { cr_expect_eq(rl_mem_current(), mem0, "tracked memory leaked"); }
-TestSuite(parity, .init = setup, .fini = check_no_leak);
+TestSuite(parity, .init = rl_test_mark);
 
 static void path_of(const pcase *c, char *buf, size_t len)
 {
@@ -67,6 +65,7 @@ ParameterizedTest(pcase *c, parity, reference_file_passes)
     }
     /* the PEFT-made extra files carry real parameter gradients: no fallback */
     if (c->extra) cr_assert_eq(res.ref_grad_zero, 0, "%s: unexpected all-zero reference gradient", path);
+    rl_test_check_leak();
 }
 
 /* Copy a fixture, applying one change: scale tensor `name` by `factor`, or
@@ -106,7 +105,7 @@ static void tmp_path(char *buf, size_t len, const char *tag)
     snprintf(buf, len, "/tmp/rl_parity_%ld_%s.safetensors", (long)getpid(), tag);
 }
 
-Test(parity, unchanged_copy_still_passes)
+RL_TEST(parity, unchanged_copy_still_passes)
 {
     char p[256];
     tmp_path(p, sizeof p, "copy");
@@ -117,7 +116,7 @@ Test(parity, unchanged_copy_still_passes)
     unlink(p);
 }
 
-Test(parity, detects_wrong_output)
+RL_TEST(parity, detects_wrong_output)
 {
     char p[256];
     tmp_path(p, sizeof p, "out");
@@ -132,7 +131,7 @@ Test(parity, detects_wrong_output)
     unlink(p);
 }
 
-Test(parity, detects_wrong_gradient)
+RL_TEST(parity, detects_wrong_gradient)
 {
     char p[256];
     tmp_path(p, sizeof p, "grad");
@@ -145,7 +144,7 @@ Test(parity, detects_wrong_gradient)
     unlink(p);
 }
 
-Test(parity, detects_bases_from_another_key)
+RL_TEST(parity, detects_bases_from_another_key)
 {
     char p[256];
     tmp_path(p, sizeof p, "key");
@@ -159,7 +158,7 @@ Test(parity, detects_bases_from_another_key)
     unlink(p);
 }
 
-Test(parity, detects_wrong_pairing_or_scaling)
+RL_TEST(parity, detects_wrong_pairing_or_scaling)
 {
     char p[256];
     tmp_path(p, sizeof p, "alpha");
@@ -171,7 +170,7 @@ Test(parity, detects_wrong_pairing_or_scaling)
     unlink(p);
 }
 
-Test(parity, bad_files_are_errors_not_crashes)
+RL_TEST(parity, bad_files_are_errors_not_crashes)
 {
     parity_result res;
     cr_assert_eq(parity_check_file("tests/fixtures/peft/no_such_file.safetensors", 1e-5, &res), RL_EIO);
@@ -190,7 +189,7 @@ Test(parity, bad_files_are_errors_not_crashes)
 }
 
 /* The shared files' all-zero parameter gradients are refuted, not trusted. */
-Test(parity, zero_reference_gradients_are_checked_by_finite_differences)
+RL_TEST(parity, zero_reference_gradients_are_checked_by_finite_differences)
 {
     parity_result res;
     cr_assert_eq(parity_check_file("tests/fixtures/peft/randlora_dense_square.safetensors", 1e-5, &res), RL_OK);
@@ -199,7 +198,7 @@ Test(parity, zero_reference_gradients_are_checked_by_finite_differences)
     cr_assert(res.fd_max_err <= PARITY_FD_TOL);
 }
 
-Test(parity, ulp_distance)
+RL_TEST(parity, ulp_distance)
 {
     cr_assert_eq(parity_ulp_diff(1.0f, 1.0f), 0u);
     cr_assert_eq(parity_ulp_diff(1.0f, nextafterf(1.0f, 2.0f)), 1u);

@@ -22,16 +22,16 @@
 #include "core/rl_err.h"
 #include "core/rl_half.h"
 #include "core/rl_tensor.h"
+#include "rl_test.h"
 #include "io/rl_safetensors.h"
 
 static char g_dir[64];
-static size_t g_mem0;
 
 static void st_init(void)
 {
     strcpy(g_dir, "/tmp/rl_st_XXXXXX");
     cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
-    g_mem0 = rl_mem_current();
+    rl_test_mark();
 }
 
 /* Remove every file (and empty folder) left in the temp dir, then the dir. */
@@ -48,9 +48,7 @@ static void st_fini(void)
         }
         closedir(d);
     }
-    rmdir(g_dir);
-    cr_assert_eq(rl_mem_current(), g_mem0, "tracked allocations leaked: %zu -> %zu",
-                 g_mem0, rl_mem_current());
+    rmdir(g_dir); /* the leak check runs inside each test (RL_TEST) */
 }
 
 TestSuite(safetensors, .init = st_init, .fini = st_fini);
@@ -139,7 +137,7 @@ static uint32_t bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
 /* ---- round trips ---- */
 
-Test(safetensors, roundtrip_f32)
+RL_TEST(safetensors, roundtrip_f32)
 {
     float w[12], b[4], sc = 42.5f;
     for (int i = 0; i < 12; i++) w[i] = 0.37f * (float)i - 1.0f;
@@ -224,7 +222,7 @@ static void roundtrip_half(rl_dtype dt, const float *exact, int n, const float *
     rl_st_close(f);
 }
 
-Test(safetensors, roundtrip_f16)
+RL_TEST(safetensors, roundtrip_f16)
 {
     const float exact[] = { 0.0f, -0.0f, 1.0f, -2.0f, 0.5f, 65504.0f, 0x1p-24f, 1025.0f,
                             -0x1.ff8p-15f, INFINITY };
@@ -235,7 +233,7 @@ Test(safetensors, roundtrip_f16)
     roundtrip_half(RL_DT_F16, exact, 10, rounded, want, 3);
 }
 
-Test(safetensors, roundtrip_bf16)
+RL_TEST(safetensors, roundtrip_bf16)
 {
     const float exact[] = { 0.0f, -0.0f, 1.0f, -2.0f, 0.5f, 3.140625f, 255.0f, 0x1p-126f,
                             -0x1.fep+127f, -INFINITY };
@@ -246,7 +244,7 @@ Test(safetensors, roundtrip_bf16)
     roundtrip_half(RL_DT_BF16, exact, 10, rounded, want, 3);
 }
 
-Test(safetensors, metadata_roundtrip)
+RL_TEST(safetensors, metadata_roundtrip)
 {
     rl_st_writer *wr;
     cr_assert_eq(rl_st_writer_new(&wr), RL_OK);
@@ -276,7 +274,7 @@ Test(safetensors, metadata_roundtrip)
     rl_st_close(f);
 }
 
-Test(safetensors, fixture_lora_basic)
+RL_TEST(safetensors, fixture_lora_basic)
 {
     const char *p = "tests/fixtures/peft/lora_basic.safetensors";
     rl_st_file *f;
@@ -301,7 +299,7 @@ Test(safetensors, fixture_lora_basic)
     rl_st_close(f);
 }
 
-Test(safetensors, read_f32_checks_shape_and_key)
+RL_TEST(safetensors, read_f32_checks_shape_and_key)
 {
     rl_st_file *f;
     const char *p = "tests/fixtures/peft/lora_basic.safetensors";
@@ -318,7 +316,7 @@ Test(safetensors, read_f32_checks_shape_and_key)
     rl_st_close(f);
 }
 
-Test(safetensors, open_buffer_uses_label)
+RL_TEST(safetensors, open_buffer_uses_label)
 {
     const char *json = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
     unsigned char buf[128] = { 0 };
@@ -337,7 +335,7 @@ Test(safetensors, open_buffer_uses_label)
 
 /* ---- writer argument checks and atomic save ---- */
 
-Test(safetensors, writer_rejects_bad_arguments)
+RL_TEST(safetensors, writer_rejects_bad_arguments)
 {
     rl_st_writer *wr;
     cr_assert_eq(rl_st_writer_new(&wr), RL_OK);
@@ -356,7 +354,7 @@ Test(safetensors, writer_rejects_bad_arguments)
 
 /* Missing parent directories are created; a parent that is a regular file
  * cannot be, and the save fails with RL_EIO naming the path. */
-Test(safetensors, save_creates_dirs_but_not_through_a_file)
+RL_TEST(safetensors, save_creates_dirs_but_not_through_a_file)
 {
     rl_st_writer *wr;
     cr_assert_eq(rl_st_writer_new(&wr), RL_OK);
@@ -383,7 +381,7 @@ Test(safetensors, save_creates_dirs_but_not_through_a_file)
 
 /* The temp file is created here but the rename onto a directory fails:
  * the temp file must be gone afterwards. */
-Test(safetensors, failed_rename_leaves_no_temp)
+RL_TEST(safetensors, failed_rename_leaves_no_temp)
 {
     char p[512];
     path_in(p, sizeof p, "sub");
@@ -396,7 +394,7 @@ Test(safetensors, failed_rename_leaves_no_temp)
     cr_assert_eq(dir_entries(), 1, "a temp file was left in %s", g_dir);
 }
 
-Test(safetensors, save_replaces_existing_file)
+RL_TEST(safetensors, save_replaces_existing_file)
 {
     char p[512];
     path_in(p, sizeof p, "r.safetensors");
@@ -419,13 +417,13 @@ Test(safetensors, save_replaces_existing_file)
 
 /* ---- malformed files ---- */
 
-Test(safetensors, missing_file_is_eio)
+RL_TEST(safetensors, missing_file_is_eio)
 {
     char p[512];
     expect_fail(path_in(p, sizeof p, "absent.safetensors"), RL_EIO, strerror(ENOENT), NULL);
 }
 
-Test(safetensors, empty_file)
+RL_TEST(safetensors, empty_file)
 {
     char p[512];
     path_in(p, sizeof p, "empty.safetensors");
@@ -435,7 +433,7 @@ Test(safetensors, empty_file)
     expect_fail(p, RL_EFORMAT, "shorter than", NULL);
 }
 
-Test(safetensors, file_shorter_than_length_field)
+RL_TEST(safetensors, file_shorter_than_length_field)
 {
     char p[512];
     path_in(p, sizeof p, "short.safetensors");
@@ -446,21 +444,21 @@ Test(safetensors, file_shorter_than_length_field)
     expect_fail(p, RL_EFORMAT, "5 bytes", "shorter than");
 }
 
-Test(safetensors, header_longer_than_file)
+RL_TEST(safetensors, header_longer_than_file)
 {
     /* 8 + 2 + 190 = 200 bytes, 192 after the length field */
     expect_fail(write_raw("long.safetensors", 1000, "{}", 190), RL_EFORMAT,
                 "header length 1000 exceeds the 192 bytes", NULL);
 }
 
-Test(safetensors, header_length_absurd)
+RL_TEST(safetensors, header_length_absurd)
 {
     expect_fail(write_raw("huge.safetensors", (uint64_t)1 << 40, "{}", 0), RL_EFORMAT,
                 "1099511627776", "absurd");
 }
 
 /* A valid file cut in the middle of its data. */
-Test(safetensors, truncated_data)
+RL_TEST(safetensors, truncated_data)
 {
     float x[64] = { 0 };
     int sh[2] = { 8, 8 };
@@ -476,37 +474,37 @@ Test(safetensors, truncated_data)
     expect_fail(p, RL_EFORMAT, "\"layer.w\"", "beyond the 100-byte data region");
 }
 
-Test(safetensors, not_json)
+RL_TEST(safetensors, not_json)
 {
     expect_bad_header("{\"a\": {\"dtype\": ", 0, "not valid JSON", NULL);
     expect_bad_header("        ", 0, "not valid JSON", NULL);
 }
 
-Test(safetensors, json_not_object)
+RL_TEST(safetensors, json_not_object)
 {
     expect_bad_header("[1, 2, 3]", 0, "not a JSON object", NULL);
 }
 
-Test(safetensors, entry_not_object)
+RL_TEST(safetensors, entry_not_object)
 {
     expect_bad_header("{\"a\": 5}", 0, "\"a\"", "not a JSON object");
 }
 
-Test(safetensors, duplicate_key)
+RL_TEST(safetensors, duplicate_key)
 {
     expect_bad_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                       "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
                       8, "duplicate", NULL);
 }
 
-Test(safetensors, missing_or_bad_dtype)
+RL_TEST(safetensors, missing_or_bad_dtype)
 {
     expect_bad_header("{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "\"w\"", "dtype");
     expect_bad_header("{\"w\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "\"w\"",
                       "not a string");
 }
 
-Test(safetensors, unknown_dtype)
+RL_TEST(safetensors, unknown_dtype)
 {
     const char *names[] = { "F64", "I64", "XYZ", "f32" };
     for (int i = 0; i < 4; i++) {
@@ -518,7 +516,7 @@ Test(safetensors, unknown_dtype)
     }
 }
 
-Test(safetensors, bad_shape)
+RL_TEST(safetensors, bad_shape)
 {
     expect_bad_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[-1,4],\"data_offsets\":[0,0]}}", 0,
                       "\"w\"", "negative");
@@ -531,7 +529,7 @@ Test(safetensors, bad_shape)
                       "\"data_offsets\":[0,4]}}", 4, "\"w\"", "9 dims");
 }
 
-Test(safetensors, numel_overflow)
+RL_TEST(safetensors, numel_overflow)
 {
     expect_bad_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
                       "\"data_offsets\":[0,4]}}", 4, "\"w\"", "overflows");
@@ -539,7 +537,7 @@ Test(safetensors, numel_overflow)
                       "\"data_offsets\":[0,4]}}", 4, "\"w\"", "overflows");
 }
 
-Test(safetensors, bad_data_offsets)
+RL_TEST(safetensors, bad_data_offsets)
 {
     expect_bad_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4,
                       "\"w\"", "two integers");
@@ -552,13 +550,13 @@ Test(safetensors, bad_data_offsets)
                       "\"w\"", "begin 8 > end 4");
 }
 
-Test(safetensors, offsets_out_of_range)
+RL_TEST(safetensors, offsets_out_of_range)
 {
     expect_bad_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
                       "\"w\"", "beyond the 8-byte data region");
 }
 
-Test(safetensors, byte_count_mismatch)
+RL_TEST(safetensors, byte_count_mismatch)
 {
     expect_bad_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", 16,
                       "\"w\"", "needs 12");
@@ -566,7 +564,7 @@ Test(safetensors, byte_count_mismatch)
                       "\"w\"", "needs 8");
 }
 
-Test(safetensors, overlap)
+RL_TEST(safetensors, overlap)
 {
     expect_bad_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
                       "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
@@ -577,7 +575,7 @@ Test(safetensors, overlap)
                       32, "\"b\"", "overlap");
 }
 
-Test(safetensors, bad_metadata)
+RL_TEST(safetensors, bad_metadata)
 {
     expect_bad_header("{\"__metadata__\":[1]}", 0, "__metadata__", "not a JSON object");
     expect_bad_header("{\"__metadata__\":{\"method\":\"lora\",\"r\":4}}", 0, "\"r\"",
@@ -586,7 +584,7 @@ Test(safetensors, bad_metadata)
 
 /* Zero-element tensors are allowed and occupy no bytes, even at an offset
  * inside another tensor's range; trailing bytes after the data are ignored. */
-Test(safetensors, zero_element_tensor_allowed)
+RL_TEST(safetensors, zero_element_tensor_allowed)
 {
     const char *p = write_st("{\"e\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[2,2]},"
                              "\"w\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}",

@@ -17,7 +17,7 @@
  *       sqrt(fan), computed in double in this order, then uniform_(-b, b);
  *   - torch.rand = uniform_(0, 1) in float32 (exact either way).
  *
- * Self-checks (tests/test_rng.c): the 10000th output of seed 5489 is
+ * Self-checks (tests/test_core.c): the 10000th output of seed 5489 is
  * 4123659995; seed 0 starts 2357136044, 2546248239, 3071714933.
  */
 #ifndef RL_RNG_H

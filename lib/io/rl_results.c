@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "../core/rl_blas.h"
+#include "../core/rl_clock.h"
 
 /* ---- atomic files ---- */
 
@@ -312,37 +313,36 @@ rl_status rl_sweep_finish(rl_sweep *s, long *n_points)
 
 /* ---- progress ---- */
 
-double rl_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void rl_progress_start(rl_progress *p, const char *what, long total, bool quiet)
 {
-    *p = (rl_progress){.total = total, .t0 = rl_now(), .quiet = quiet, .what = what};
+    *p = (rl_progress){.total = total, .t0 = rl_now(), .quiet = quiet, .what = what,
+                       .tty = isatty(STDERR_FILENO) == 1};
 }
 
+/* On a terminal one line rewritten in place; into a file or pipe a new line
+ * at most every 5 seconds (and for the last point), so logs stay readable. */
 void rl_progress_step(rl_progress *p, const char *point, bool skipped)
 {
     p->done++;
     if (skipped) p->skipped++;
     if (p->quiet) return;
-    double el = rl_now() - p->t0;
+    double now = rl_now(), el = now - p->t0;
+    if (!p->tty && p->done < p->total && now - p->last < 5.0) return;
+    p->last = now;
     long ran = p->done - p->skipped;
     double rate = el > 0 ? (double)ran / el : 0.0;
     double eta = rate > 0 ? (double)(p->total - p->done) / rate : 0.0;
-    fprintf(stderr, "\r%s: %ld/%ld (%ld skipped, done before) %.2f points/s ETA %.0fs  %s%s\033[K",
-            p->what, p->done, p->total, p->skipped, rate, eta, skipped ? "skip " : "", point);
+    fprintf(stderr, "%s%s: %ld/%ld (%ld skipped: done before) %.2f points/s ETA %.0fs  %s%s%s",
+            p->tty ? "\r" : "", p->what, p->done, p->total, p->skipped, rate, eta,
+            skipped ? "skip " : "", point, p->tty ? "\033[K" : "\n");
     fflush(stderr);
 }
 
 void rl_progress_end(rl_progress *p)
 {
     if (p->quiet) return;
-    fprintf(stderr, "\n%s: %ld points (%ld already done) in %.1fs\n", p->what, p->done, p->skipped,
-            rl_now() - p->t0);
+    fprintf(stderr, "%s%s: %ld points (%ld already done) in %.1fs\n", p->tty ? "\n" : "", p->what,
+            p->done, p->skipped, rl_now() - p->t0);
 }
 
 /* ---- manifest ---- */

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../core/rl_clock.h"
 #include "../core/rl_err.h"
 
 /* ---- atomic files ---- */
@@ -78,18 +79,17 @@ const char *rl_sweep_table_path(const rl_sweep *s);
 /* ---- progress ---- */
 typedef struct {
     long total, done, skipped;
-    double t0;
-    bool quiet;
+    double t0, last;
+    bool quiet, tty;
     const char *what;
 } rl_progress;
 
 void rl_progress_start(rl_progress *p, const char *what, long total, bool quiet);
-/* Print "what: done/total (skipped) point ... rate, ETA" to stderr. */
+/* Print "what: done/total (skipped) rate ETA point" to stderr: rewritten in
+ * place on a terminal, a line every 5 s otherwise. */
 void rl_progress_step(rl_progress *p, const char *point, bool skipped);
 void rl_progress_end(rl_progress *p);
 
-/* Monotonic wall clock in seconds. */
-double rl_now(void);
 
 /* ---- manifest ---- */
 /* Write <dir>/manifest.json atomically: experiment name, the command line,

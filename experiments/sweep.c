@@ -1,0 +1,181 @@
+/* sweep.c -- common sweep flags, CSV tables, gnuplot rendering. */
+#include "sweep.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+void sweep_opts_init(sweep_opts *o, const char *name)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->dir, sizeof o->dir, "results/%s", name);
+    o->shard = (rl_shard){0, 1};
+}
+
+int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char *cmd)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--force") == 0) o->force = true;
+    else if (strcmp(a, "--quiet") == 0) o->quiet = true;
+    else if (strcmp(a, "--full") == 0) o->full = true;
+    else if (strcmp(a, "--results") == 0 || strcmp(a, "--shard") == 0) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "%s: %s needs a value\n", cmd, a);
+            return -1;
+        }
+        const char *v = argv[++*i];
+        if (a[2] == 'r') {
+            if (strlen(v) >= sizeof o->dir || !*v) {
+                fprintf(stderr, "%s: --results '%s' is empty or too long\n", cmd, v);
+                return -1;
+            }
+            snprintf(o->dir, sizeof o->dir, "%s", v);
+        } else if (rl_shard_parse(v, &o->shard) != RL_OK) {
+            fprintf(stderr, "%s: %s\n", cmd, rl_errmsg());
+            return -1;
+        }
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+void sweep_usage_common(FILE *out)
+{
+    fprintf(out,
+            "  common: --results DIR  where CSVs go (default results/<name>)\n"
+            "          --force        recompute points already written (default: skip them)\n"
+            "          --shard i/n    run only points p with p %% n == i (share DIR across machines)\n"
+            "          --quiet        no progress on stderr\n"
+            "          --full         the long grid instead of the quick default\n");
+}
+
+/* ---- CSV ---- */
+
+static char **split(char *line, int *n)
+{
+    int cap = 8, k = 0;
+    char **f = malloc((size_t)cap * sizeof *f);
+    if (!f) return NULL;
+    char *p = line;
+    for (;;) {
+        if (k == cap) {
+            cap *= 2;
+            char **g = realloc(f, (size_t)cap * sizeof *f);
+            if (!g) {
+                free(f);
+                return NULL;
+            }
+            f = g;
+        }
+        f[k++] = p;
+        char *c = strchr(p, ',');
+        if (!c) break;
+        *c = '\0';
+        p = c + 1;
+    }
+    *n = k;
+    return f;
+}
+
+rl_status csv_read(const char *path, csv_table *t)
+{
+    memset(t, 0, sizeof *t);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return rl_fail(RL_EIO, "%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    rl_status st = RL_OK;
+    int rcap = 0;
+    while ((len = getline(&line, &cap, fp)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (len == 0 || line[0] == '#') continue;
+        char *copy = strdup(line);
+        int nf = 0;
+        char **f = copy ? split(copy, &nf) : NULL;
+        if (!f) {
+            free(copy);
+            st = rl_fail(RL_ENOMEM, "%s: no memory", path);
+            break;
+        }
+        if (!t->head) {
+            t->head = f;
+            t->ncol = nf;
+            continue;
+        }
+        if (nf != t->ncol) {
+            free(f[0]);
+            free(f);
+            st = rl_fail(RL_EFORMAT, "%s: row %d has %d fields, the header %d", path, t->nrow + 2, nf, t->ncol);
+            break;
+        }
+        if (t->nrow == rcap) {
+            rcap = rcap ? 2 * rcap : 64;
+            char ***g = realloc(t->rows, (size_t)rcap * sizeof *g);
+            if (!g) {
+                free(f[0]);
+                free(f);
+                st = rl_fail(RL_ENOMEM, "%s: no memory", path);
+                break;
+            }
+            t->rows = g;
+        }
+        t->rows[t->nrow++] = f;
+    }
+    free(line);
+    fclose(fp);
+    if (st == RL_OK && !t->head) st = rl_fail(RL_EFORMAT, "%s: empty table", path);
+    if (st != RL_OK) csv_free(t);
+    return st;
+}
+
+void csv_free(csv_table *t)
+{
+    for (int r = 0; r < t->nrow; r++) {
+        free(t->rows[r][0]);
+        free(t->rows[r]);
+    }
+    free(t->rows);
+    if (t->head) free(t->head[0]);
+    free(t->head);
+    memset(t, 0, sizeof *t);
+}
+
+int csv_col(const csv_table *t, const char *name)
+{
+    for (int c = 0; c < t->ncol; c++)
+        if (strcmp(t->head[c], name) == 0) return c;
+    return -1;
+}
+
+/* ---- gnuplot ---- */
+
+int sweep_render(const char *const *scripts, int n, bool quiet)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "gnuplot is not on PATH: CSVs written, plots not rendered "
+                        "(apt-get install gnuplot-nox, then rerun the sweep or `gnuplot %s`)\n",
+                n ? scripts[0] : "plots/*.gp");
+        return 0;
+    }
+    if (rl_mkdir_p("plots/out") != RL_OK) {
+        fprintf(stderr, "%s\n", rl_errmsg());
+        return n;
+    }
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "gnuplot '%s'", scripts[i]);
+        int rc = system(cmd);
+        if (rc != 0) {
+            failed++;
+            fprintf(stderr, "gnuplot %s failed (status %d)\n", scripts[i], WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);
+        } else if (!quiet) {
+            fprintf(stderr, "rendered %s\n", scripts[i]);
+        }
+    }
+    return failed;
+}

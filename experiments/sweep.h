@@ -1,0 +1,45 @@
+/* sweep.h -- what every `randlora sweep <name>` shares: the common flags,
+ * CSV tables read back for summaries, and gnuplot rendering.
+ *
+ * Common flags: --results DIR (default results/<name>), --force (recompute
+ * points already written), --shard i/n (run every n-th point), --quiet (no
+ * progress on stderr), --full (the long grid). Unknown flags are left to the
+ * caller (sweep_parse_common returns 0 for them).
+ */
+#ifndef RL_SWEEP_H
+#define RL_SWEEP_H
+
+#include <stdbool.h>
+
+#include "io/rl_results.h"
+
+typedef struct {
+    char dir[512];
+    bool force, quiet, full;
+    rl_shard shard;
+} sweep_opts;
+
+void sweep_opts_init(sweep_opts *o, const char *name);
+/* Consume argv[*i] (and its value) if it is a common flag: returns 1 if
+ * consumed, 0 if not a common flag, -1 on a bad value (message printed). */
+int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char *cmd);
+void sweep_usage_common(FILE *out);
+
+/* A CSV table read whole: header names and rows of fields (strings). */
+typedef struct {
+    int ncol, nrow;
+    char **head;     /* ncol names */
+    char ***rows;    /* nrow x ncol fields */
+} csv_table;
+
+rl_status csv_read(const char *path, csv_table *t);
+void csv_free(csv_table *t);
+/* Column index of `name`, or -1. */
+int csv_col(const csv_table *t, const char *name);
+
+/* Run gnuplot on each script (paths relative to the project root) if
+ * gnuplot is on PATH; output lands in plots/out/. Returns the number of
+ * scripts that failed (0 when gnuplot is absent: it says so on stderr). */
+int sweep_render(const char *const *scripts, int n, bool quiet);
+
+#endif

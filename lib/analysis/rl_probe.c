@@ -1,0 +1,167 @@
+/* rl_probe.c -- timers, GSL summaries, memory readings, SGEMM anchor. */
+#include "rl_probe.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_fit.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+
+#include "../core/rl_blas.h"
+#include "../core/rl_clock.h"
+#include "../core/rl_rng.h"
+#include "../core/rl_tensor.h"
+
+rl_status rl_stats_summarise(const double *x, int n, rl_summary *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 1 || !x) return rl_fail(RL_EINVAL, "summarise: need at least one sample (got %d)", n);
+    double *s = malloc((size_t)n * sizeof *s);
+    if (!s) return rl_fail(RL_ENOMEM, "summarise: no memory");
+    memcpy(s, x, (size_t)n * sizeof *s);
+    gsl_sort(s, 1, (size_t)n);
+    out->n = n;
+    out->min = s[0];
+    out->max = s[n - 1];
+    out->median = gsl_stats_median_from_sorted_data(s, 1, (size_t)n);
+    out->p25 = gsl_stats_quantile_from_sorted_data(s, 1, (size_t)n, 0.25);
+    out->p75 = gsl_stats_quantile_from_sorted_data(s, 1, (size_t)n, 0.75);
+    out->mean = gsl_stats_mean(s, 1, (size_t)n);
+    out->sd = n > 1 ? gsl_stats_sd_m(s, 1, (size_t)n, out->mean) : 0.0;
+    /* largest l with P(B <= l-1) <= 0.025, B ~ Bin(n, 1/2); interval = ranks l, n+1-l */
+    int l = 0;
+    for (int k = 1; k <= n / 2; k++)
+        if (gsl_cdf_binomial_P((unsigned)(k - 1), 0.5, (unsigned)n) <= 0.025) l = k;
+    if (l >= 1) {
+        out->ci_lo = s[l - 1];
+        out->ci_hi = s[n - l];
+        out->ci_coverage = 1.0 - 2.0 * gsl_cdf_binomial_P((unsigned)(l - 1), 0.5, (unsigned)n);
+    } else {
+        out->ci_lo = s[0];
+        out->ci_hi = s[n - 1];
+        out->ci_coverage = n > 1 ? 1.0 - 2.0 * pow(0.5, n) : 0.0;
+    }
+    free(s);
+    return RL_OK;
+}
+
+rl_bench_opts rl_bench_defaults(void)
+{
+    return (rl_bench_opts){.warmup = 2, .min_reps = 7, .max_reps = 50, .min_seconds = 0.5};
+}
+
+rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *opts,
+                       rl_bench_result *out)
+{
+    rl_bench_opts o = opts ? *opts : rl_bench_defaults();
+    if (o.min_reps < 1 || o.max_reps < o.min_reps || o.warmup < 0)
+        return rl_fail(RL_EINVAL, "bench: bad repetition counts (warmup %d, min %d, max %d)", o.warmup,
+                       o.min_reps, o.max_reps);
+    double *t = malloc((size_t)o.max_reps * sizeof *t);
+    if (!t) return rl_fail(RL_ENOMEM, "bench: no memory");
+    for (int i = 0; i < o.warmup; i++) fn(ctx);
+    int n = 0;
+    double start = rl_now(), cpu0 = rl_cpu_now();
+    while (n < o.max_reps && (n < o.min_reps || rl_now() - start < o.min_seconds)) {
+        double t0 = rl_now();
+        fn(ctx);
+        t[n++] = rl_now() - t0;
+    }
+    double cpu = rl_cpu_now() - cpu0;
+    rl_status st = rl_stats_summarise(t, n, &out->wall);
+    out->cpu_per_call = cpu / n;
+    free(t);
+    return st;
+}
+
+static size_t status_kb(const char *field)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    if (!fp) return 0;
+    char line[256];
+    size_t kb = 0, len = strlen(field);
+    while (fgets(line, sizeof line, fp))
+        if (strncmp(line, field, len) == 0 && line[len] == ':') {
+            kb = strtoull(line + len + 1, NULL, 10);
+            break;
+        }
+    fclose(fp);
+    return kb * 1024;
+}
+
+size_t rl_rss_peak_bytes(void) { return status_kb("VmHWM"); }
+size_t rl_rss_bytes(void) { return status_kb("VmRSS"); }
+
+rl_status rl_rss_reset_peak(void)
+{
+    FILE *fp = fopen("/proc/self/clear_refs", "w");
+    if (!fp) return rl_fail(RL_EIO, "/proc/self/clear_refs: %s", strerror(errno));
+    int ok = fputs("5", fp) >= 0;
+    if (fclose(fp) != 0) ok = 0;
+    return ok ? RL_OK : rl_fail(RL_EIO, "/proc/self/clear_refs: the kernel refused a peak reset");
+}
+
+typedef struct {
+    int n;
+    float *a, *b, *c;
+} sgemm_ctx;
+
+static void sgemm_call(void *p)
+{
+    sgemm_ctx *s = p;
+    rl_gemm(RL_NOTRANS, RL_NOTRANS, s->n, s->n, s->n, 1.0f, s->a, s->n, s->b, s->n, 0.0f, s->c, s->n);
+}
+
+rl_status rl_sgemm_gflops(int size, double seconds, double *gflops)
+{
+    if (size < 16) return rl_fail(RL_EINVAL, "sgemm probe: size %d too small", size);
+    size_t nn = (size_t)size * size;
+    sgemm_ctx s = {size, rl_alloc_floats(nn), rl_alloc_floats(nn), rl_alloc_floats(nn)};
+    rl_status st = RL_OK;
+    if (!s.a || !s.b || !s.c) {
+        st = rl_fail(RL_ENOMEM, "sgemm probe: cannot allocate 3 x %dx%d", size, size);
+    } else {
+        rl_mt g;
+        rl_mt_seed(&g, 1);
+        rl_mt_fill_normal(&g, s.a, nn, 1.0f);
+        rl_mt_fill_normal(&g, s.b, nn, 1.0f);
+        rl_bench_opts o = {.warmup = 2, .min_reps = 7, .max_reps = 200, .min_seconds = seconds};
+        rl_bench_result r;
+        st = rl_bench_run(sgemm_call, &s, &o, &r);
+        if (st == RL_OK) *gflops = 2.0 * (double)size * size * size / r.wall.median / 1e9;
+    }
+    rl_dealloc(s.a);
+    rl_dealloc(s.b);
+    rl_dealloc(s.c);
+    return st;
+}
+
+rl_status rl_fit_loglog(const double *x, const double *y, int n, double *slope, double *intercept,
+                        double *r2)
+{
+    if (n < 2) return rl_fail(RL_EINVAL, "fit: need at least 2 points (got %d)", n);
+    double *lx = malloc(2 * (size_t)n * sizeof *lx);
+    if (!lx) return rl_fail(RL_ENOMEM, "fit: no memory");
+    double *ly = lx + n;
+    for (int i = 0; i < n; i++) {
+        if (!(x[i] > 0) || !(y[i] > 0)) {
+            free(lx);
+            return rl_fail(RL_EINVAL, "fit: point %d (%g, %g) is not positive", i, x[i], y[i]);
+        }
+        lx[i] = log(x[i]);
+        ly[i] = log(y[i]);
+    }
+    double c0, c1, cov00, cov01, cov11, sumsq;
+    gsl_fit_linear(lx, 1, ly, 1, (size_t)n, &c0, &c1, &cov00, &cov01, &cov11, &sumsq);
+    double tss = gsl_stats_tss(ly, 1, (size_t)n);
+    *slope = c1;
+    *intercept = c0;
+    *r2 = tss > 0 ? 1.0 - sumsq / tss : 1.0;
+    free(lx);
+    return RL_OK;
+}

@@ -1,0 +1,74 @@
+/* rl_probe.h -- timing and memory probes, summarised with GSL.
+ *
+ * Time: rl_bench_run calls fn(ctx) `warmup` times untimed, then times each
+ * call separately (monotonic clock) until both min_reps calls and
+ * min_seconds have passed, or max_reps calls; CPU time (all threads) is
+ * taken over the timed calls. rl_stats_summarise gives median, quartiles
+ * (GSL's quantile_from_sorted_data, linear interpolation), mean and standard
+ * deviation, and a distribution-free confidence interval of the median from
+ * order statistics: the ranks (l, n+1-l) with l the largest rank such that
+ * P(Bin(n, 1/2) <= l-1) <= 0.025, so coverage >= 95% (reported exactly in
+ * ci_coverage; with fewer than 6 samples no such l exists and the interval is
+ * [min, max] with its smaller coverage 1 - 2^(1-n)).
+ *
+ * Memory, two figures that are never mixed up:
+ *   peak tensor bytes   the library's own tracked allocations (rl_mem_peak)
+ *   peak RSS            the process's resident-set high-water mark, VmHWM
+ *                       in /proc/self/status, which counts everything the
+ *                       process touched (code, OpenBLAS buffers, stacks).
+ * rl_rss_reset_peak writes 5 to /proc/self/clear_refs (Linux >= 4.0) so the
+ * next reading covers only what follows.
+ */
+#ifndef RL_PROBE_H
+#define RL_PROBE_H
+
+#include <stddef.h>
+
+#include "../core/rl_err.h"
+
+typedef struct {
+    int n;
+    double median, p25, p75, mean, sd, min, max;
+    double ci_lo, ci_hi, ci_coverage; /* confidence interval of the median */
+} rl_summary;
+
+/* Summarise x[0..n) (n >= 1; x is not modified). */
+rl_status rl_stats_summarise(const double *x, int n, rl_summary *out);
+
+typedef struct {
+    int warmup;          /* untimed calls first (default 2) */
+    int min_reps;        /* at least this many timed calls (default 7: a 98% median CI) */
+    int max_reps;        /* at most (default 50) */
+    double min_seconds;  /* keep timing until this much time has passed (default 0.5) */
+} rl_bench_opts;
+
+rl_bench_opts rl_bench_defaults(void);
+
+typedef struct {
+    rl_summary wall;       /* seconds per call */
+    double cpu_per_call;   /* CPU seconds per timed call, all threads */
+} rl_bench_result;
+
+/* Time fn(ctx). fn must not fail (check its inputs before). */
+rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *opts,
+                       rl_bench_result *out);
+
+/* Peak resident set (VmHWM) and current RSS in bytes; 0 if unreadable. */
+size_t rl_rss_peak_bytes(void);
+size_t rl_rss_bytes(void);
+/* Reset VmHWM to the current RSS; RL_EIO if the kernel refuses. */
+rl_status rl_rss_reset_peak(void);
+
+/* This machine's SGEMM rate in GFLOP/s at the current OpenBLAS thread count:
+ * the median of timed square size x size products (row-major, alpha 1,
+ * beta 0) over about `seconds`. */
+rl_status rl_sgemm_gflops(int size, double seconds, double *gflops);
+
+
+
+/* Least-squares fit of log(y) = intercept + slope · log(x) (GSL), for the
+ * scaling exponent of time against size. Needs n >= 2 positive pairs. */
+rl_status rl_fit_loglog(const double *x, const double *y, int n, double *slope, double *intercept,
+                        double *r2);
+
+#endif

@@ -1,0 +1,36 @@
+/* rl_test.h -- shared helpers for the Criterion suites.
+ *
+ * Leak checks: Criterion 2.4 prints a failed assertion made in a suite's
+ * .fini but still counts the test as passed, so a leak check there can never
+ * fail a test. RL_TEST(suite, name) is Test(suite, name) whose body is
+ * followed, inside the test, by rl_test_check_leak(); the suite's .init must
+ * be rl_test_mark (TestSuite(x, .init = rl_test_mark)). Parameterized tests
+ * call rl_test_check_leak() as their last statement.
+ */
+#ifndef RL_TEST_H
+#define RL_TEST_H
+
+#include <criterion/criterion.h>
+
+#include "core/rl_tensor.h"
+
+static size_t rl_test_mem0;
+
+static inline void rl_test_mark(void) { rl_test_mem0 = rl_mem_current(); }
+
+static inline void rl_test_check_leak(void)
+{
+    cr_assert_eq(rl_mem_current(), rl_test_mem0, "tracked allocations leaked: %zu -> %zu bytes",
+                 rl_test_mem0, rl_mem_current());
+}
+
+#define RL_TEST(suite, name)                                                                       \
+    static void suite##_body_##name(void);                                                         \
+    Test(suite, name)                                                                              \
+    {                                                                                              \
+        suite##_body_##name();                                                                     \
+        rl_test_check_leak();                                                                      \
+    }                                                                                              \
+    static void suite##_body_##name(void)
+
+#endif

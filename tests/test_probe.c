@@ -1,0 +1,147 @@
+/* test_probe.c -- timing statistics, memory readings and the bench harness. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "analysis/rl_probe.h"
+#include "bench.h"
+#include "rl_test.h"
+
+TestSuite(probe, .init = rl_test_mark);
+
+RL_TEST(probe, summary_of_known_samples)
+{
+    double x[9] = {9, 1, 8, 2, 7, 3, 6, 4, 5}, keep[9];
+    memcpy(keep, x, sizeof x);
+    rl_summary s;
+    cr_assert_eq(rl_stats_summarise(x, 9, &s), RL_OK);
+    cr_assert_eq(memcmp(x, keep, sizeof x), 0, "input left as it was");
+    cr_assert_float_eq(s.median, 5.0, 1e-12);
+    cr_assert_float_eq(s.p25, 3.0, 1e-12);
+    cr_assert_float_eq(s.p75, 7.0, 1e-12);
+    cr_assert_float_eq(s.mean, 5.0, 1e-12);
+    cr_assert_float_eq(s.sd, sqrt(7.5), 1e-12);
+    cr_assert_eq(s.min, 1.0);
+    cr_assert_eq(s.max, 9.0);
+    /* Bin(9, 1/2): P(B <= 1) = 10/512 <= 0.025 < P(B <= 2) = 46/512 -> ranks 2 and 8 */
+    cr_assert_eq(s.ci_lo, 2.0);
+    cr_assert_eq(s.ci_hi, 8.0);
+    cr_assert_float_eq(s.ci_coverage, 1.0 - 2.0 * 10.0 / 512.0, 1e-12);
+}
+
+RL_TEST(probe, summary_edge_cases)
+{
+    rl_summary s;
+    double one = 4.0;
+    cr_assert_eq(rl_stats_summarise(&one, 1, &s), RL_OK);
+    cr_assert_eq(s.median, 4.0);
+    cr_assert_eq(s.sd, 0.0);
+    double five[5] = {5, 1, 4, 2, 3};
+    cr_assert_eq(rl_stats_summarise(five, 5, &s), RL_OK);
+    cr_assert_eq(s.median, 3.0);
+    /* no order-statistic interval reaches 95% with 5 samples: [min, max], 93.75% */
+    cr_assert_eq(s.ci_lo, 1.0);
+    cr_assert_eq(s.ci_hi, 5.0);
+    cr_assert_float_eq(s.ci_coverage, 0.9375, 1e-12);
+    cr_assert_eq(rl_stats_summarise(five, 0, &s), RL_EINVAL);
+    double even[4] = {1, 2, 3, 10};
+    cr_assert_eq(rl_stats_summarise(even, 4, &s), RL_OK);
+    cr_assert_float_eq(s.median, 2.5, 1e-12);
+}
+
+RL_TEST(probe, loglog_fit)
+{
+    double x[5] = {1, 2, 4, 8, 16}, y[5];
+    for (int i = 0; i < 5; i++) y[i] = 3.0 * pow(x[i], 1.5);
+    double slope, icpt, r2;
+    cr_assert_eq(rl_fit_loglog(x, y, 5, &slope, &icpt, &r2), RL_OK);
+    cr_assert_float_eq(slope, 1.5, 1e-12);
+    cr_assert_float_eq(icpt, log(3.0), 1e-12);
+    cr_assert_float_eq(r2, 1.0, 1e-12);
+    y[2] = -1;
+    cr_assert_eq(rl_fit_loglog(x, y, 5, &slope, &icpt, &r2), RL_EINVAL);
+    cr_assert_eq(rl_fit_loglog(x, y, 1, &slope, &icpt, &r2), RL_EINVAL);
+}
+
+static int calls;
+static void count_call(void *p)
+{
+    (void)p;
+    calls++;
+}
+
+RL_TEST(probe, bench_repetitions)
+{
+    rl_bench_opts o = {.warmup = 3, .min_reps = 9, .max_reps = 12, .min_seconds = 0.0};
+    rl_bench_result r;
+    calls = 0;
+    cr_assert_eq(rl_bench_run(count_call, NULL, &o, &r), RL_OK);
+    cr_assert_eq(calls, 3 + 9, "warm-up calls are untimed, then min_reps timed");
+    cr_assert_eq(r.wall.n, 9);
+    o.min_seconds = 10.0; /* the cap wins */
+    calls = 0;
+    cr_assert_eq(rl_bench_run(count_call, NULL, &o, &r), RL_OK);
+    cr_assert_eq(r.wall.n, 12);
+    o.max_reps = 2;
+    cr_assert_eq(rl_bench_run(count_call, NULL, &o, &r), RL_EINVAL);
+}
+
+/* VmHWM sees a 64 MiB mapping that was touched, and the reset forgets it once
+ * it has been unmapped. */
+RL_TEST(probe, rss_peak_and_reset)
+{
+    size_t base = rl_rss_peak_bytes();
+    cr_assert(base > 0, "VmHWM readable");
+    size_t big = 64u << 20;
+    /* mmap, not malloc: a sanitizer's allocator would keep a freed block */
+    char *p = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(p != MAP_FAILED);
+    memset(p, 1, big);
+    size_t peak = rl_rss_peak_bytes();
+    cr_assert(peak >= base + big / 2, "peak %zu did not grow past %zu", peak, base);
+    munmap(p, big);
+    cr_assert_eq(rl_rss_reset_peak(), RL_OK, "%s", rl_errmsg());
+    size_t after = rl_rss_peak_bytes();
+    cr_assert(after + big / 2 <= peak, "reset: %zu -> %zu", peak, after);
+    cr_assert(rl_rss_bytes() <= after + (1u << 20));
+}
+
+/* A tiny bench point: the FLOP model and the CSV row agree with the layer,
+ * and every tracked byte is returned. */
+RL_TEST(probe, bench_point_is_consistent)
+{
+    bench_config c = bench_defaults();
+    c.d_out = 40;
+    c.d_in = 24;
+    c.r = 4;
+    c.tokens = 16;
+    c.opts = (rl_bench_opts){.warmup = 1, .min_reps = 3, .max_reps = 3, .min_seconds = 0};
+    static const rl_method ms[4] = {RL_METHOD_FULL, RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
+    for (int m = 0; m < 4; m++) {
+        c.method = ms[m];
+        bench_result r;
+        cr_assert_eq(bench_run(&c, &r), RL_OK, "%s", rl_errmsg());
+        cr_assert(r.time.wall.median > 0);
+        cr_assert(r.peak_tensor_bytes > 0);
+        cr_assert(r.sgemm_gflops > 0);
+        cr_assert_eq(r.params, rl_param_count_formula(ms[m], 4, 40, 24));
+        char row[1024];
+        bench_csv_row(&r, row, sizeof row);
+        int commas_row = 0, commas_head = 0;
+        for (const char *q = row; *q; q++) commas_row += *q == ',';
+        for (const char *q = bench_csv_header(); *q; q++) commas_head += *q == ',';
+        cr_assert_eq(commas_row, commas_head, "row: %s", row);
+    }
+    c.method = RL_METHOD_LORA;
+    c.path = RL_PATH_MATERIALISED;
+    bench_result r;
+    cr_assert_eq(bench_run(&c, &r), RL_EINVAL);
+    c.path = RL_PATH_AUTO;
+    c.layers = 3; /* a stack needs square layers */
+    cr_assert_eq(bench_run(&c, &r), RL_EINVAL);
+    c.d_in = 40;
+    cr_assert_eq(bench_run(&c, &r), RL_OK, "%s", rl_errmsg());
+}

@@ -343,3 +343,35 @@ RL_TEST(models, bad_targets_and_configs)
     cr_assert_eq(rl_model_new(&m, &cfg, 1), RL_EINVAL);
     cr_assert_null(m);
 }
+
+/* Linear CKA: 1 under rotation and scaling, ~0 for unrelated data, and the
+ * value of a hand-computed 3 x 1 example. */
+#include "analysis/rl_cka.h"
+RL_TEST(models, linear_cka)
+{
+    enum { N = 50, P = 4 };
+    float X[N * P], Y[N * P], Z[N * P], work[N * 2 * P];
+    rl_mt r;
+    rl_mt_seed(&r, 12);
+    rl_mt_fill_normal(&r, X, N * P, 1.0f);
+    rl_mt_fill_normal(&r, Z, N * P, 1.0f);
+    /* Y = 3 · X Q for the rotation Q swapping and negating columns */
+    for (int i = 0; i < N; i++) {
+        Y[i * P + 0] = -3 * X[i * P + 1];
+        Y[i * P + 1] = 3 * X[i * P + 0];
+        Y[i * P + 2] = 3 * X[i * P + 3];
+        Y[i * P + 3] = 3 * X[i * P + 2];
+    }
+    double c;
+    cr_assert_eq(rl_cka_linear(X, P, Y, P, N, work, &c), RL_OK);
+    cr_assert_float_eq(c, 1.0, 1e-6);
+    cr_assert_eq(rl_cka_linear(X, P, Z, P, N, work, &c), RL_OK);
+    cr_assert(c < 0.3, "independent draws: %g", c);
+    /* x = (1, 2, 3), y = (1, 0, 2): centred (-1, 0, 1) and (0, -1, 1);
+     * (yᵀx)² = 1, xᵀx = 2, yᵀy = 2: CKA = 1 / (2 · 2) = 0.25 */
+    float a[3] = {1, 2, 3}, b[3] = {1, 0, 2}, w[6];
+    cr_assert_eq(rl_cka_linear(a, 1, b, 1, 3, w, &c), RL_OK);
+    cr_assert_float_eq(c, 0.25, 1e-12);
+    float k[3] = {2, 2, 2};
+    cr_assert_eq(rl_cka_linear(a, 1, k, 1, 3, w, &c), RL_EINVAL);
+}

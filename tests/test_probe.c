@@ -145,3 +145,15 @@ RL_TEST(probe, bench_point_is_consistent)
     c.d_in = 40;
     cr_assert_eq(bench_run(&c, &r), RL_OK, "%s", rl_errmsg());
 }
+
+RL_TEST(probe, mean_ci95_known_values)
+{
+    double x[4] = {1, 2, 3, 4}, m, h;
+    cr_assert_eq(rl_mean_ci95(x, 4, &m, &h), RL_OK);
+    cr_assert_float_eq(m, 2.5, 1e-12);
+    /* t_{0.975, 3} = 3.182446305; sd = sqrt(5/3) */
+    cr_assert_float_eq(h, 3.182446305284263 * sqrt(5.0 / 3.0) / 2.0, 1e-9);
+    cr_assert_eq(rl_mean_ci95(x, 1, &m, &h), RL_OK);
+    cr_assert_eq(h, 0.0);
+    cr_assert_eq(rl_mean_ci95(x, 0, &m, &h), RL_EINVAL);
+}

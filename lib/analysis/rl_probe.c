@@ -165,3 +165,11 @@ rl_status rl_fit_loglog(const double *x, const double *y, int n, double *slope, 
     free(lx);
     return RL_OK;
 }
+
+rl_status rl_mean_ci95(const double *x, int n, double *mean, double *half)
+{
+    if (n < 1) return rl_fail(RL_EINVAL, "mean_ci95: no samples");
+    *mean = gsl_stats_mean(x, 1, (size_t)n);
+    *half = n > 1 ? gsl_cdf_tdist_Pinv(0.975, n - 1) * gsl_stats_sd_m(x, 1, (size_t)n, *mean) / sqrt((double)n) : 0.0;
+    return RL_OK;
+}

@@ -66,6 +66,11 @@ rl_status rl_sgemm_gflops(int size, double seconds, double *gflops);
 
 
 
+/* Mean of x[0..n) and its 95% confidence interval from Student's t with
+ * n - 1 degrees of freedom (GSL): mean ± t_{0.975, n-1} · sd / √n. With one
+ * sample the interval is [mean, mean] and *half = 0. */
+rl_status rl_mean_ci95(const double *x, int n, double *mean, double *half);
+
 /* Least-squares fit of log(y) = intercept + slope · log(x) (GSL), for the
  * scaling exponent of time against size. Needs n >= 2 positive pairs. */
 rl_status rl_fit_loglog(const double *x, const double *y, int n, double *slope, double *intercept,

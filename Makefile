@@ -23,13 +23,13 @@ WARN    := -Wall -Wextra -Werror
 CFLAGS  := $(CSTD) $(OPT) -g $(WARN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(EXTRA_LDFLAGS)
 
-LIB_SRC  := $(sort $(wildcard lib/*/*.c))
+LIB_SRC  := $(sort $(wildcard lib/*/*.c datasets/*.c))
 EXP_SRC  := $(sort $(wildcard experiments/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 EXP_OBJ  := $(EXP_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
-INCLUDES := -Ilib -Iexperiments
+INCLUDES := -I. -Ilib -Iexperiments
 
 .PHONY: all deps test asan run clean
 all: $(BUILD)/randlora $(BUILD)/librandlora.a

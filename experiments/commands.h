@@ -8,5 +8,7 @@ int cmd_parity(int argc, char **argv);   /* parity.c */
 int cmd_params(int argc, char **argv);   /* params.c */
 int cmd_bench(int argc, char **argv);    /* bench.c */
 int sweep_cost(int argc, char **argv);   /* sweep_cost.c */
+int sweep_expressivity(int argc, char **argv); /* sweep_expressivity.c */
+int sweep_finetune(int argc, char **argv); /* sweep_finetune.c */
 
 #endif

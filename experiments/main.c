@@ -16,6 +16,8 @@ typedef struct {
 /* `randlora sweep <name>`: experiment drivers that write results/<name>/. */
 static const command sweeps[] = {
     {"cost", sweep_cost, "time and memory of a training step (results/cost/)"},
+    {"expressivity", sweep_expressivity, "fit an update of known spectrum at matched budgets"},
+    {"finetune", sweep_finetune, "pretrain on task A, adapt to task B with every method (results/finetune/)"},
 };
 
 static const command commands[] = {

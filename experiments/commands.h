@@ -10,5 +10,6 @@ int cmd_bench(int argc, char **argv);    /* bench.c */
 int sweep_cost(int argc, char **argv);   /* sweep_cost.c */
 int sweep_expressivity(int argc, char **argv); /* sweep_expressivity.c */
 int sweep_finetune(int argc, char **argv); /* sweep_finetune.c */
+int sweep_similarity(int argc, char **argv); /* sweep_similarity.c */
 
 #endif

@@ -18,6 +18,7 @@ static const command sweeps[] = {
     {"cost", sweep_cost, "time and memory of a training step (results/cost/)"},
     {"expressivity", sweep_expressivity, "fit an update of known spectrum at matched budgets"},
     {"finetune", sweep_finetune, "pretrain on task A, adapt to task B with every method (results/finetune/)"},
+    {"similarity", sweep_similarity, "CKA of adapted models' activations with full fine-tuning's"},
 };
 
 static const command commands[] = {

@@ -350,7 +350,7 @@ RL_TEST(models, bad_targets_and_configs)
 RL_TEST(models, linear_cka)
 {
     enum { N = 50, P = 4 };
-    float X[N * P], Y[N * P], Z[N * P], work[N * 2 * P];
+    float X[N * P], Y[N * P], Z[N * P], work[N * 2 * P + P * P];
     rl_mt r;
     rl_mt_seed(&r, 12);
     rl_mt_fill_normal(&r, X, N * P, 1.0f);
@@ -369,7 +369,7 @@ RL_TEST(models, linear_cka)
     cr_assert(c < 0.3, "independent draws: %g", c);
     /* x = (1, 2, 3), y = (1, 0, 2): centred (-1, 0, 1) and (0, -1, 1);
      * (yᵀx)² = 1, xᵀx = 2, yᵀy = 2: CKA = 1 / (2 · 2) = 0.25 */
-    float a[3] = {1, 2, 3}, b[3] = {1, 0, 2}, w[6];
+    float a[3] = {1, 2, 3}, b[3] = {1, 0, 2}, w[7];
     cr_assert_eq(rl_cka_linear(a, 1, b, 1, 3, w, &c), RL_OK);
     cr_assert_float_eq(c, 0.25, 1e-12);
     float k[3] = {2, 2, 2};

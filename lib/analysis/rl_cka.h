@@ -4,9 +4,10 @@
  *
  * for X (n, p) and Y (n, q) whose columns are first centred (mean over the n
  * examples removed). 1 for representations equal up to an orthogonal
- * transform and isotropic scaling, 0 for orthogonal ones. Sums in double.
- * `work` must hold n·(p + q) floats (the centred copies); nothing is
- * allocated. RL_EINVAL for n < 2 or a constant representation. */
+ * transform and isotropic scaling, 0 for orthogonal ones. The Gram
+ * products are float32 GEMMs, their squares summed in double.
+ * `work` must hold n·(p + q) + max(p, q)² floats (the centred copies and one
+ * Gram matrix); nothing is allocated. RL_EINVAL for n < 2 or a constant representation. */
 #ifndef RL_CKA_H
 #define RL_CKA_H
 

@@ -6,6 +6,11 @@
 
 int cmd_parity(int argc, char **argv);   /* parity.c */
 int cmd_params(int argc, char **argv);   /* params.c */
+int cmd_rank(int argc, char **argv);     /* rank.c */
+int cmd_inspect(int argc, char **argv);  /* rank.c */
+int cmd_merge(int argc, char **argv);    /* rank.c */
+int cmd_export(int argc, char **argv);   /* rank.c */
+int sweep_rank(int argc, char **argv);   /* sweep_rank.c */
 int cmd_bench(int argc, char **argv);    /* bench.c */
 int sweep_cost(int argc, char **argv);   /* sweep_cost.c */
 int sweep_expressivity(int argc, char **argv); /* sweep_expressivity.c */

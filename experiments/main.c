@@ -15,6 +15,7 @@ typedef struct {
 
 /* `randlora sweep <name>`: experiment drivers that write results/<name>/. */
 static const command sweeps[] = {
+    {"rank", sweep_rank, "rank of ΔW over r, bases, shapes and training (results/rank/)"},
     {"cost", sweep_cost, "time and memory of a training step (results/cost/)"},
     {"expressivity", sweep_expressivity, "fit an update of known spectrum at matched budgets"},
     {"finetune", sweep_finetune, "pretrain on task A, adapt to task B with every method (results/finetune/)"},
@@ -24,6 +25,10 @@ static const command sweeps[] = {
 static const command commands[] = {
     {"parity", cmd_parity, "check the library against PEFT reference files"},
     {"params", cmd_params, "trainable parameters and checkpoint sizes on real architectures"},
+    {"rank", cmd_rank, "numerical rank of each layer's ΔW in a parity file"},
+    {"inspect", cmd_inspect, "one row per module of a PEFT adapter directory: rank, norms"},
+    {"merge", cmd_merge, "add a PEFT adapter's ΔW to base weights (safetensors)"},
+    {"export", cmd_export, "write a PEFT adapter directory back (PEFT-loadable)"},
     {"bench", cmd_bench, "time one training step of an adapted layer"},
     {"sweep", NULL, "run an experiment grid: randlora sweep <name> [--help]"},
 };

@@ -16,6 +16,7 @@
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
 #include "io/rl_safetensors.h"
+#include "io/rl_results.h"
 
 double parity_rel_err(const float *a, const float *b, size_t n)
 {
@@ -288,13 +289,7 @@ static rl_status check_layer(ctx *c, int li, const rl_adapter_config *cfg,
     }
 
     /* load the trained parameters the outputs were computed with */
-    for (int i = 0; i < rl_adapter_n_params_info(a); i++) {
-        const rl_param_info *p = rl_adapter_param_info(a, i);
-        int shape[2] = {p->shape[0], p->shape[1]};
-        snprintf(key, sizeof key, "layers.%d.%s", li, p->name);
-        st = rl_st_read_f32(f, key, p->ndim, shape, rl_adapter_span(a).p + p->offset);
-        if (st != RL_OK) goto done;
-    }
+    if ((st = parity_load_params(f, li, a)) != RL_OK) goto done;
     snprintf(key, sizeof key, "layers.%d.x", li);
     if ((st = load(f, key, tokens, d_in, &x)) != RL_OK) goto done;
     snprintf(key, sizeof key, "layers.%d.weight", li);
@@ -392,35 +387,37 @@ done:
     return st;
 }
 
-static rl_status check_file(ctx *c)
+rl_status parity_setup_read(const rl_st_file *f, parity_setup *out)
 {
-    const rl_st_file *f = c->f;
+    memset(out, 0, sizeof *out);
     const char *s;
-    rl_method method;
     long r, layers, tokens;
     RL_TRY(meta_str(f, "format", &s));
     if (strcmp(s, "peft-parity-v1") != 0)
         return rl_fail(RL_EFORMAT, "%s: metadata 'format' is '%s', expected 'peft-parity-v1'",
                        rl_st_path(f), s);
     RL_TRY(meta_str(f, "method", &s));
-    if (rl_method_parse(s, &method) != RL_OK || method == RL_METHOD_FULL)
+    if (rl_method_parse(s, &out->method) != RL_OK || out->method == RL_METHOD_FULL)
         return rl_fail(RL_EFORMAT, "%s: metadata 'method' = '%s' (expected lora, vera or randlora)",
                        rl_st_path(f), s);
-    snprintf(c->res->method, sizeof c->res->method, "%s", s);
+    rl_method method = out->method;
     RL_TRY(meta_long(f, "r", 1, &r));
     RL_TRY(meta_long(f, "layers", 1, &layers));
     RL_TRY(meta_long(f, "tokens", 1, &tokens));
-    c->res->layers = (int)layers;
+    if (layers > PARITY_MAX_LAYERS)
+        return rl_fail(RL_EFORMAT, "%s: %ld layers (at most %d supported)", rl_st_path(f), layers,
+                       PARITY_MAX_LAYERS);
+    out->layers = (int)layers;
+    out->tokens = (int)tokens;
 
     rl_adapter_config cfg = rl_adapter_config_default(method);
     cfg.r = (int)r;
     if (method != RL_METHOD_VERA) RL_TRY(meta_double(f, "alpha", &cfg.alpha));
     if (method == RL_METHOD_LORA) RL_TRY(meta_bool(f, "use_rslora", &cfg.use_rslora));
     if (method == RL_METHOD_VERA) RL_TRY(meta_double(f, "d_initial", &cfg.d_initial));
+    out->cfg = cfg;
 
     /* layer shapes, from the frozen weights */
-    int shapes[64][2];
-    if (layers > 64) return rl_fail(RL_EFORMAT, "%s: %ld layers (at most 64 supported)", rl_st_path(f), layers);
     int max_out = 0, max_in = 0;
     for (int i = 0; i < layers; i++) {
         char key[64];
@@ -431,14 +428,15 @@ static rl_status check_file(ctx *c)
             t->shape[1] > INT32_MAX / 2)
             return rl_fail(RL_EFORMAT, "%s: '%s' must be a non-empty 2-D (out, in) matrix",
                            rl_st_path(f), key);
-        shapes[i][0] = (int)t->shape[0];
-        shapes[i][1] = (int)t->shape[1];
-        if (shapes[i][0] > max_out) max_out = shapes[i][0];
-        if (shapes[i][1] > max_in) max_in = shapes[i][1];
+        out->shapes[i][0] = (int)t->shape[0];
+        out->shapes[i][1] = (int)t->shape[1];
+        if (out->shapes[i][0] > max_out) max_out = out->shapes[i][0];
+        if (out->shapes[i][1] > max_in) max_in = out->shapes[i][1];
     }
+    out->max_out = max_out;
+    out->max_in = max_in;
 
-    /* (1) shared bases from the key */
-    rl_shared_bases *bases = NULL;
+    /* shared bases from the key */
     if (method == RL_METHOD_RANDLORA || method == RL_METHOD_VERA) {
         uint64_t key;
         rl_bases_kind kind = RL_BASES_DENSE;
@@ -458,27 +456,53 @@ static rl_status check_file(ctx *c)
                                     "bfloat16, float16 or float32", rl_st_path(f), bd);
             }
         }
-        RL_TRY(rl_shared_bases_new(&bases, method, cfg.r, max_out, max_in, kind, fmt,
+        out->kind = kind;
+        RL_TRY(rl_shared_bases_new(&out->bases, method, cfg.r, max_out, max_in, kind, fmt,
                                    RL_BASES_FMA_DEFAULT, key));
-        rl_status st;
-        if (method == RL_METHOD_RANDLORA) {
-            int sa[3] = {cfg.r, 1, bases->min_dim}, sb[3] = {bases->max_dim, bases->n_bases, cfg.r};
-            st = check_bases_tensor(c, "randlora_A", bases->A, bases->a_len, 3, sa, 0);
-            if (st == RL_OK) st = check_bases_tensor(c, "randlora_B", bases->B, bases->b_len, 3, sb, 0);
-        } else {
-            int sa[2] = {cfg.r, max_in}, sb[2] = {max_out, cfg.r};
-            st = check_bases_tensor(c, "vera_A", bases->A, bases->a_len, 2, sa, 1);
-            if (st == RL_OK) st = check_bases_tensor(c, "vera_B", bases->B, bases->b_len, 2, sb, 1);
-        }
-        if (st != RL_OK) {
-            rl_shared_bases_free(bases);
-            return st;
-        }
     }
+    return RL_OK;
+}
+
+void parity_setup_free(parity_setup *s)
+{
+    rl_shared_bases_free(s->bases);
+    s->bases = NULL;
+}
+
+rl_status parity_load_params(const rl_st_file *f, int layer, rl_adapter *a)
+{
+    char key[160];
+    for (int i = 0; i < rl_adapter_n_params_info(a); i++) {
+        const rl_param_info *p = rl_adapter_param_info(a, i);
+        int shape[2] = {p->shape[0], p->shape[1]};
+        snprintf(key, sizeof key, "layers.%d.%s", layer, p->name);
+        RL_TRY(rl_st_read_f32(f, key, p->ndim, shape, rl_adapter_span(a).p + p->offset));
+    }
+    return RL_OK;
+}
+
+static rl_status check_file(ctx *c)
+{
+    parity_setup ps;
+    RL_TRY(parity_setup_read(c->f, &ps));
+    snprintf(c->res->method, sizeof c->res->method, "%s", rl_method_name(ps.method));
+    c->res->layers = ps.layers;
+
+    /* (1) regenerated bases against the stored ones */
     rl_status st = RL_OK;
-    for (int i = 0; i < layers && st == RL_OK; i++)
-        st = check_layer(c, i, &cfg, bases, shapes[i][0], shapes[i][1], (int)tokens);
-    rl_shared_bases_free(bases);
+    const rl_shared_bases *bases = ps.bases;
+    if (ps.method == RL_METHOD_RANDLORA) {
+        int sa[3] = {ps.cfg.r, 1, bases->min_dim}, sb[3] = {bases->max_dim, bases->n_bases, ps.cfg.r};
+        st = check_bases_tensor(c, "randlora_A", bases->A, bases->a_len, 3, sa, 0);
+        if (st == RL_OK) st = check_bases_tensor(c, "randlora_B", bases->B, bases->b_len, 3, sb, 0);
+    } else if (ps.method == RL_METHOD_VERA) {
+        int sa[2] = {ps.cfg.r, ps.max_in}, sb[2] = {ps.max_out, ps.cfg.r};
+        st = check_bases_tensor(c, "vera_A", bases->A, bases->a_len, 2, sa, 1);
+        if (st == RL_OK) st = check_bases_tensor(c, "vera_B", bases->B, bases->b_len, 2, sb, 1);
+    }
+    for (int i = 0; i < ps.layers && st == RL_OK; i++)
+        st = check_layer(c, i, &ps.cfg, bases, ps.shapes[i][0], ps.shapes[i][1], ps.tokens);
+    parity_setup_free(&ps);
     return st;
 }
 
@@ -502,7 +526,7 @@ rl_status parity_check_file(const char *path, double tol, parity_result *res)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: randlora parity [--tol REL] FILE...\n"
+            "usage: randlora parity [--tol REL] [--out CSV] FILE...\n"
             "  Checks the library against PEFT reference files (peft-parity-v1 safetensors,\n"
             "  e.g. tests/fixtures/peft/*.safetensors): regenerated bases (bit-exact for\n"
             "  RandLora, <= 1 ulp for VeRA), init values (bit-exact), and output, delta\n"
@@ -513,6 +537,7 @@ static void usage(FILE *out)
 int cmd_parity(int argc, char **argv)
 {
     double tol = PARITY_DEFAULT_TOL;
+    const char *out_path = NULL;
     int first = 1;
     for (; first < argc; first++) {
         const char *a = argv[first];
@@ -527,6 +552,12 @@ int cmd_parity(int argc, char **argv)
                 fprintf(stderr, "randlora parity: --tol '%s' is not a positive number\n", argv[first]);
                 return 2;
             }
+        } else if (strcmp(a, "--out") == 0) {
+            if (first + 1 >= argc) {
+                fprintf(stderr, "randlora parity: --out needs a file\n");
+                return 2;
+            }
+            out_path = argv[++first];
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
@@ -543,9 +574,22 @@ int cmd_parity(int argc, char **argv)
         return 2;
     }
     int passed = 0, failed = 0;
+    /* --out FILE: the same verdicts as CSV, written atomically at the end */
+    size_t ccap = 4096 + (size_t)(argc - first) * 512, clen = 0;
+    char *csv = out_path ? malloc(ccap) : NULL;
+    if (csv)
+        clen += (size_t)snprintf(csv, ccap, "file,method,layers,pass,max_rel,max_rel_tensor,bases_mismatch,"
+                                            "bases_max_ulp,init_checked,truth_out_rel,truth_dx_rel,peft_truth_out_rel,"
+                                            "ref_grad_zero,fd_max_err,error\n");
     for (int i = first; i < argc; i++) {
         parity_result res;
         rl_status st = parity_check_file(argv[i], tol, &res);
+        if (csv && clen + 512 < ccap)
+            clen += (size_t)snprintf(csv + clen, ccap - clen, "%s,%s,%d,%s,%.3e,%s,%ld,%u,%d,%.3e,%.3e,%.3e,%d,%.3e,%s\n",
+                                     argv[i], res.method, res.layers, res.pass ? "PASS" : "FAIL", res.max_rel,
+                                     res.pass ? res.max_rel_what : res.fail_what, res.bases_mismatch, res.bases_max_ulp,
+                                     res.init_checked, res.truth_out_rel, res.truth_dx_rel, res.peft_truth_out_rel,
+                                     res.ref_grad_zero, res.fd_max_err, st != RL_OK ? rl_strerror(st) : "");
         if (st != RL_OK) {
             printf("FAIL %s error %s: %s\n", argv[i], rl_strerror(st), rl_errmsg());
             failed++;
@@ -569,5 +613,12 @@ int cmd_parity(int argc, char **argv)
         }
     }
     printf("%d passed, %d failed\n", passed, failed);
+    if (csv) {
+        if (rl_write_file_atomic(out_path, csv, clen) != RL_OK) {
+            fprintf(stderr, "randlora parity: %s\n", rl_errmsg());
+            failed++;
+        }
+        free(csv);
+    }
     return failed ? 1 : 0;
 }

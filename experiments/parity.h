@@ -23,7 +23,10 @@
 
 #include <stdbool.h>
 
+#include "adapters/rl_adapter.h"
+#include "adapters/rl_bases.h"
 #include "core/rl_err.h"
+#include "io/rl_safetensors.h"
 
 #define PARITY_DEFAULT_TOL 1e-5
 /* Tolerance of the finite-difference gradient check (|D - <g,v>| / Σ|g|):
@@ -56,6 +59,27 @@ typedef struct {
  * verdict is res->pass); an error status (message in rl_errmsg()) when the
  * file is unreadable or lacks a key the format requires. */
 rl_status parity_check_file(const char *path, double tol, parity_result *res);
+
+/* What a reference file describes, read from its metadata and weights:
+ * method, adapter config, layer shapes, and the shared bases regenerated
+ * from projection_prng_key (NULL for lora). Shared with `randlora rank`. */
+#define PARITY_MAX_LAYERS 64
+typedef struct {
+    rl_method method;
+    rl_adapter_config cfg;
+    int layers, tokens;
+    int shapes[PARITY_MAX_LAYERS][2];   /* (d_out, d_in) of layers.i.weight */
+    int max_out, max_in;
+    rl_bases_kind kind;                 /* randlora */
+    rl_shared_bases *bases;             /* owned; free with parity_setup_free */
+} parity_setup;
+
+/* Read the metadata and layer shapes of f and regenerate its bases. Errors
+ * name the file and the metadata key or tensor at fault. */
+rl_status parity_setup_read(const rl_st_file *f, parity_setup *out);
+void parity_setup_free(parity_setup *s);
+/* Load layer `layer`'s stored parameters (layers.<i>.<param name>) into a. */
+rl_status parity_load_params(const rl_st_file *f, int layer, rl_adapter *a);
 
 /* Relative error max|a - b| / max|b| (absolute when b is all zero); NaN or
  * Inf anywhere in a gives +inf, so "fail unless err <= tol" is NaN-safe. */

@@ -11,6 +11,15 @@
 SHELL   := /bin/bash
 CC      ?= cc
 BUILD   ?= build
+
+# make MPI=1: the same tool built with OpenMPI (libopenmpi-dev) into
+# build/mpi/randlora; `mpirun -np N build/mpi/randlora sweep ...` spreads a
+# sweep's points over the ranks.
+ifeq ($(MPI),1)
+BUILD   := build/mpi
+CC      := mpicc
+EXTRA_CFLAGS += -DRL_MPI
+endif
 PKGS    := openblas lapacke gsl jansson zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs jansson zlib 2>/dev/null) -llapacke -lgsl $(shell pkg-config --libs openblas 2>/dev/null) -lm
@@ -80,14 +89,27 @@ asan:
 	    if [ $$st -ne 0 ] || grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' build/asan/parity.log; then \
 	    cat build/asan/parity.log; exit 1; fi
 
-# The main job (experiments, report, plots) arrives with the main-job issue.
-# Until then `make run` installs what is missing, builds, and runs the one
-# job that exists: the PEFT parity check over every reference file.
+# The main job: install what is missing, build, run every experiment at its
+# quick setting (FULL=1: the full settings), render the plots into plots/out/
+# and write results/REPORT.md. Sweeps resume: interrupt `make run` and start
+# it again, finished points are not recomputed.
+RUN_FLAGS := $(if $(filter 1,$(FULL)),--full,)
+R := $(BUILD)/randlora
 run: deps
 	$(MAKE) --no-print-directory all
-	$(BUILD)/randlora parity tests/fixtures/peft/*.safetensors tests/fixtures/peft_extra/*.safetensors
-	@echo "make run: only the parity check exists so far; the experiments, report and plots"
-	@echo "          (results/REPORT.md, plots/out/) arrive with the main-job issue."
+	@mkdir -p results/parity results/params
+	$(R) parity --out results/parity/parity.csv tests/fixtures/peft/*.safetensors tests/fixtures/peft_extra/*.safetensors
+	{ $(R) params --arch llama-3.2-3b --targets q_proj,v_proj --method randlora --r 32 --csv && \
+	  for mr in "lora 32" "lora 64" "vera 256"; do set -- $$mr; \
+	    $(R) params --arch llama-3.2-3b --targets q_proj,v_proj --method $$1 --r $$2 --csv | tail -n 1; done; \
+	} > results/params/anchors.csv.tmp && mv results/params/anchors.csv.tmp results/params/anchors.csv
+	$(R) params --arch all --csv > results/params/architectures.csv.tmp && mv results/params/architectures.csv.tmp results/params/architectures.csv
+	$(R) sweep rank $(RUN_FLAGS)
+	$(R) sweep cost $(RUN_FLAGS)
+	$(R) sweep expressivity $(RUN_FLAGS)
+	$(R) sweep finetune $(RUN_FLAGS)
+	$(R) sweep similarity
+	$(R) report
 
 clean:
 	rm -rf build

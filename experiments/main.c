@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "sweep.h"
 
 typedef struct {
     const char *name;
@@ -30,6 +31,7 @@ static const command commands[] = {
     {"merge", cmd_merge, "add a PEFT adapter's ΔW to base weights (safetensors)"},
     {"export", cmd_export, "write a PEFT adapter directory back (PEFT-loadable)"},
     {"bench", cmd_bench, "time one training step of an adapted layer"},
+    {"report", cmd_report, "write results/REPORT.md and the plots from results/"},
     {"sweep", NULL, "run an experiment grid: randlora sweep <name> [--help]"},
 };
 
@@ -57,7 +59,17 @@ static int run_sweep(int argc, char **argv)
     return 2;
 }
 
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    sweep_mpi_init(&argc, &argv); /* no-op without make MPI=1 */
+    int rc = dispatch(argc, argv);
+    sweep_mpi_finalize();
+    return rc;
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);

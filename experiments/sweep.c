@@ -7,11 +7,50 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#ifdef RL_MPI
+#include <mpi.h>
+#endif
+
+static int mpi_rank = 0, mpi_size = 1;
+
+void sweep_mpi_init(int *argc, char ***argv)
+{
+#ifdef RL_MPI
+    MPI_Init(argc, argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
+#else
+    (void)argc;
+    (void)argv;
+#endif
+}
+
+void sweep_mpi_finalize(void)
+{
+#ifdef RL_MPI
+    MPI_Finalize();
+#endif
+}
+
+bool sweep_is_root(void) { return mpi_rank == 0; }
+
+void sweep_barrier(void)
+{
+#ifdef RL_MPI
+    MPI_Barrier(MPI_COMM_WORLD);
+#endif
+}
+
+bool sweep_mine(const sweep_opts *o, long i)
+{
+    return (o->limit <= 0 || i < o->limit) && rl_shard_mine(o->shard, i);
+}
+
 void sweep_opts_init(sweep_opts *o, const char *name)
 {
     memset(o, 0, sizeof *o);
     snprintf(o->dir, sizeof o->dir, "results/%s", name);
-    o->shard = (rl_shard){0, 1};
+    o->shard = (rl_shard){mpi_rank, mpi_size}; /* one process: {0, 1} */
 }
 
 int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char *cmd)
@@ -20,7 +59,14 @@ int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char 
     if (strcmp(a, "--force") == 0) o->force = true;
     else if (strcmp(a, "--quiet") == 0) o->quiet = true;
     else if (strcmp(a, "--full") == 0) o->full = true;
-    else if (strcmp(a, "--results") == 0 || strcmp(a, "--shard") == 0) {
+    else if (strcmp(a, "--limit") == 0) {
+        char *end;
+        if (*i + 1 >= argc || (o->limit = strtol(argv[*i + 1], &end, 10)) < 1 || *end) {
+            fprintf(stderr, "%s: --limit needs a positive integer\n", cmd);
+            return -1;
+        }
+        ++*i;
+    } else if (strcmp(a, "--results") == 0 || strcmp(a, "--shard") == 0) {
         if (*i + 1 >= argc) {
             fprintf(stderr, "%s: %s needs a value\n", cmd, a);
             return -1;
@@ -49,7 +95,10 @@ void sweep_usage_common(FILE *out)
             "          --force        recompute points already written (default: skip them)\n"
             "          --shard i/n    run only points p with p %% n == i (share DIR across machines)\n"
             "          --quiet        no progress on stderr\n"
-            "          --full         the long grid instead of the quick default\n");
+            "          --full         the long grid instead of the quick default\n"
+            "          --limit N      only the first N points of the grid (smoke runs)\n"
+            "  MPI build (make MPI=1): mpirun -np N build/mpi/randlora sweep ... spreads the points over\n"
+            "  the ranks (shared results directory); rank 0 assembles the tables and plots.\n");
 }
 
 /* ---- CSV ---- */

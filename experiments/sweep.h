@@ -3,8 +3,8 @@
  *
  * Common flags: --results DIR (default results/<name>), --force (recompute
  * points already written), --shard i/n (run every n-th point), --quiet (no
- * progress on stderr), --full (the long grid). Unknown flags are left to the
- * caller (sweep_parse_common returns 0 for them).
+ * progress on stderr), --full (the long grid), --limit N (the first N points
+ * only). Unknown flags are left to the caller (sweep_parse_common returns 0).
  */
 #ifndef RL_SWEEP_H
 #define RL_SWEEP_H
@@ -17,7 +17,20 @@ typedef struct {
     char dir[512];
     bool force, quiet, full;
     rl_shard shard;
+    long limit;     /* --limit N: only the first N grid points (0: all) -- smoke runs */
 } sweep_opts;
+
+/* Is grid point i this process's to run (shard / MPI rank, and --limit)? */
+bool sweep_mine(const sweep_opts *o, long i);
+
+/* MPI (make MPI=1): every rank shares the results directory and, unless
+ * --shard says otherwise, runs the points i with i % size == rank; then
+ * sweep_barrier() and only the root (rank 0) assembles the tables, writes
+ * the manifest and renders the plots. Without MPI: one process, the root. */
+void sweep_mpi_init(int *argc, char ***argv);
+void sweep_mpi_finalize(void);
+bool sweep_is_root(void);
+void sweep_barrier(void);
 
 void sweep_opts_init(sweep_opts *o, const char *name);
 /* Consume argv[*i] (and its value) if it is a common flag: returns 1 if

@@ -231,17 +231,17 @@ int sweep_cost(int argc, char **argv)
     char cfg[256];
     snprintf(cfg, sizeof cfg, "{\"grid\": \"%s\", \"points\": %d, \"shard\": \"%d/%d\", \"timing\": \"median of >= 7 steps after 2 warm-up\"}",
              o.full ? "full" : "quick", g.n, o.shard.index, o.shard.count);
-    if (rl_manifest_write(o.dir, "cost", argc, argv, cfg, 42) != RL_OK) {
+    if (sweep_is_root() && rl_manifest_write(o.dir, "cost", argc, argv, cfg, 42) != RL_OK) {
         fprintf(stderr, "randlora sweep cost: %s\n", rl_errmsg());
         rc = 2;
         goto done;
     }
     long mine = 0;
-    for (int i = 0; i < g.n; i++) mine += rl_shard_mine(o.shard, i);
+    for (int i = 0; i < g.n; i++) mine += sweep_mine(&o, i);
     rl_progress prog;
     rl_progress_start(&prog, "sweep cost", mine, o.quiet);
     for (int i = 0; i < g.n; i++) {
-        if (!rl_shard_mine(o.shard, i)) continue;
+        if (!sweep_mine(&o, i)) continue;
         char key[512];
         point_key(&g.p[i], key, sizeof key);
         rl_sweep *s = sw[g.p[i].table];
@@ -265,6 +265,8 @@ int sweep_cost(int argc, char **argv)
         rl_progress_step(&prog, key, false);
     }
     rl_progress_end(&prog);
+    sweep_barrier();
+    if (!sweep_is_root()) goto done;
     for (int t = 0; t < N_TABLES; t++) {
         long n;
         if (rl_sweep_finish(sw[t], &n) != RL_OK) {

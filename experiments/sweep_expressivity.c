@@ -175,19 +175,19 @@ int sweep_expressivity(int argc, char **argv)
     char cfg[256];
     snprintf(cfg, sizeof cfg, "{\"size\": %d, \"seeds\": %d, \"steps\": %d, \"lrs\": [0.003, 0.01, 0.03], \"grid\": \"%s\"}",
              D, seeds, steps, o.full ? "full" : "quick");
-    if (rl_manifest_write(o.dir, "expressivity", argc, argv, cfg, 1000) != RL_OK) {
+    if (sweep_is_root() && rl_manifest_write(o.dir, "expressivity", argc, argv, cfg, 1000) != RL_OK) {
         fprintf(stderr, "randlora sweep expressivity: %s\n", rl_errmsg());
         rc = 2;
         goto done;
     }
     long mine = 0;
-    for (int i = 0; i < n; i++) mine += rl_shard_mine(o.shard, i);
+    for (int i = 0; i < n; i++) mine += sweep_mine(&o, i);
     rl_progress pr;
     rl_progress_start(&pr, "sweep expressivity", mine, o.quiet);
     rl_teacher t = {0};
     int t_spec = -1, t_seed = -1;
     for (int i = 0; i < n && rc == 0; i++) {
-        if (!rl_shard_mine(o.shard, i)) continue;
+        if (!sweep_mine(&o, i)) continue;
         const expr_point *p = &g[i];
         char key[256];
         snprintf(key, sizeof key, "spec=%s;method=%s;bases=%s;r=%04d;seed=%d;lr=%g;steps=%d;size=%d",
@@ -234,6 +234,8 @@ int sweep_expressivity(int argc, char **argv)
     }
     rl_teacher_free(&t);
     rl_progress_end(&pr);
+    sweep_barrier();
+    if (!sweep_is_root()) goto done;
     long np;
     if (rl_sweep_finish(sw, &np) != RL_OK) {
         fprintf(stderr, "randlora sweep expressivity: %s\n", rl_errmsg());

@@ -472,12 +472,12 @@ int sweep_finetune(int argc, char **argv)
              "\"randlora\": 0.003}, \"alpha\": {\"lora\": \"2r\", \"randlora\": \"20r\"}}",
              epochs, seeds, o.full ? "full" : "quick");
     int rc = 0;
-    if (rl_manifest_write(o.dir, "finetune", argc, argv, cfg, 1) != RL_OK) {
+    if (sweep_is_root() && rl_manifest_write(o.dir, "finetune", argc, argv, cfg, 1) != RL_OK) {
         fprintf(stderr, "randlora sweep finetune: %s\n", rl_errmsg());
         rc = 2;
     }
     long mine = 0;
-    for (int i = 0; i < n; i++) mine += rl_shard_mine(o.shard, i);
+    for (int i = 0; i < n; i++) mine += sweep_mine(&o, i);
     rl_progress pr;
     rl_progress_start(&pr, "sweep finetune", mine, o.quiet);
     int cur_task = -1;
@@ -485,7 +485,7 @@ int sweep_finetune(int argc, char **argv)
     rl_model *m = NULL;
     ft_log *log = malloc(sizeof *log);
     for (int i = 0; i < n && rc == 0; i++) {
-        if (!rl_shard_mine(o.shard, i)) continue;
+        if (!sweep_mine(&o, i)) continue;
         const ft_point *p = &g[i];
         char key[256];
         snprintf(key, sizeof key, "task=%s;method=%s;bases=%s;r=%04d;seed=%d;epochs=%d;grid=%s", ft_task_names[p->task],
@@ -560,8 +560,11 @@ int sweep_finetune(int argc, char **argv)
     free(log);
     rl_model_free(m);
     ft_data_free(&data);
+    sweep_barrier();
     long nr = 0, nc = 0;
-    if (rl_sweep_finish(runs, &nr) != RL_OK || rl_sweep_finish(curves, &nc) != RL_OK) {
+    if (!sweep_is_root()) {
+        /* only rank 0 assembles the tables and plots */
+    } else if (rl_sweep_finish(runs, &nr) != RL_OK || rl_sweep_finish(curves, &nc) != RL_OK) {
         fprintf(stderr, "randlora sweep finetune: %s\n", rl_errmsg());
         rc = 1;
     } else {

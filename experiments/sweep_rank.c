@@ -587,7 +587,7 @@ int sweep_rank(int argc, char **argv)
     rl_progress_start(&prog, "sweep rank", np, c.so.quiet);
     int failed = 0;
     for (long i = 0; i < np && st == RL_OK; i++) {
-        if (!rl_shard_mine(c.so.shard, i)) continue;
+        if (!sweep_mine(&c.so, i)) continue;
         const rank_point *p = &pts[i];
         char key[256], label[128];
         snprintf(key, sizeof key, "method=%s;bases=%s;out=%05d;in=%05d;r=%03d;steps=%d;tokens=%d;lr=%g;seed=%llu",
@@ -620,6 +620,11 @@ int sweep_rank(int argc, char **argv)
         rl_progress_step(&prog, label, false);
     }
     rl_progress_end(&prog);
+    sweep_barrier();
+    if (!sweep_is_root()) { /* rank 0 assembles the tables, manifest and plots */
+        for (int t = 0; t < N_TABLES; t++) rl_sweep_free(tab[t]);
+        return st != RL_OK ? 2 : failed ? 1 : 0;
+    }
     for (int t = 0; t < N_TABLES && st == RL_OK; t++) st = rl_sweep_finish(tab[t], NULL);
     for (int t = 0; t < N_TABLES; t++) rl_sweep_free(tab[t]);
     if (st == RL_OK) st = write_params(&c);

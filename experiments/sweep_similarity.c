@@ -88,6 +88,7 @@ int sweep_similarity(int argc, char **argv)
             return 2;
         }
     }
+    if (!sweep_is_root()) return 0; /* not a grid: rank 0 alone computes it */
     if (rl_mkdir_p(o.dir) != RL_OK || rl_manifest_write(o.dir, "similarity", argc, argv, NULL, 0) != RL_OK) {
         fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());
         return 2;

@@ -227,6 +227,36 @@ static void claims(sbuf *b, const char *dir)
         }
         csv_free(&t);
     }
+    /* sparse bases do not hurt accuracy: sparse / very_sparse vs dense at r = 16, per task */
+    if (table(dir, "finetune/summary.csv", &t)) {
+        static const char *const tasks[3] = {"classes", "permuted", "teacher"};
+        for (int k = 0; k < 2; k++) {
+            const char *kind = k ? "very_sparse" : "sparse";
+            int ok = 0, n = 0;
+            char meas[400] = "";
+            for (int i = 0; i < 3; i++) {
+                int d = find(&t, "task", tasks[i], "method", "randlora", "bases", "dense", "r", "16", NULL);
+                int sp = find(&t, "task", tasks[i], "method", "randlora", "bases", kind, "r", "16", NULL);
+                if (d < 0 || sp < 0) continue;
+                n++;
+                double ad = num(&t, d, "test_acc_mean"), as = num(&t, sp, "test_acc_mean");
+                ok += as + num(&t, sp, "test_acc_ci95") + num(&t, d, "test_acc_ci95") >= ad;
+                char one[120];
+                snprintf(one, sizeof one, "%s%s %.4f vs dense %.4f", n > 1 ? "; " : "", tasks[i], as, ad);
+                strncat(meas, one, sizeof meas - strlen(meas) - 1);
+            }
+            snprintf(m, sizeof m, "%s r=16 test accuracy: %s (`finetune/summary.csv`)", kind, meas);
+            claim_row(b, k ? "very_sparse bases cost accuracy" : "sparse bases do not reduce accuracy",
+                      k ? "PEFT docs: very sparse bases \"will most likely decrease performance\" (paper-results.md §3)"
+                        : "PEFT docs: sparse bases \"typically do[] not reduce performance\" (paper-results.md §3)",
+                      m,
+                      n == 0 ? "not measured"
+                             : k ? (ok < n ? "holds" : "does not hold") : (ok == n ? "holds" : "does not hold"),
+                      k ? "some task where very_sparse mean + both CIs < dense mean"
+                        : "every task: sparse mean + both CIs >= dense mean");
+        }
+        csv_free(&t);
+    }
     /* (6)-(8) fine-tuning verdicts, (9) similarity: the experiments' own claims.csv */
     static const char *const files[2] = {"finetune/claims.csv", "similarity/claims.csv"};
     for (int f = 0; f < 2; f++)

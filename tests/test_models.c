@@ -302,6 +302,22 @@ RL_TEST(models, merge_and_checkpoint_round_trip)
         char path[128], apath[128];
         snprintf(apath, sizeof apath, "/tmp/rl_model_%d_adapters.safetensors", (int)getpid());
         cr_assert_eq(rl_model_save_adapters(m, apath), RL_OK, "%s", rl_errmsg());
+        /* adapters reload into a model with the same attachment: identical logits */
+        {
+            rl_model *m4 = tiny_model(&c);
+            rl_span sp[80];
+            int ns = rl_model_spans(m4, sp, 80);
+            for (int s = 0; s < ns; s++) rl_fill(sp[s].p, sp[s].n, 0.5f); /* clobber */
+            cr_assert_eq(rl_model_load_adapters(m4, apath), RL_OK, "%s", rl_errmsg());
+            float c4[12];
+            cr_assert_eq(rl_model_forward(m4, x, B, c4), RL_OK);
+            for (int i = 0; i < B * 3; i++) cr_assert_eq(c4[i], a[i], "reloaded adapters give the same logits");
+            rl_model_free(m4);
+            mcase other = {kind, RL_METHOD_LORA, RL_BASES_DENSE};
+            rl_model *m5 = tiny_model(&other);
+            cr_assert_neq(rl_model_load_adapters(m5, apath), RL_OK, "a RandLora file into LoRA adapters is refused");
+            rl_model_free(m5);
+        }
         cr_assert_eq(rl_model_merge_adapters(m), RL_OK);
         cr_assert_eq(rl_model_get_mode(m), RL_MODE_BASE);
         cr_assert_eq(rl_model_forward(m, x, B, b), RL_OK);

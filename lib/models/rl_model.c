@@ -727,3 +727,50 @@ rl_status rl_model_save_adapters(const rl_model *m, const char *path)
     rl_st_writer_free(w);
     return st;
 }
+
+rl_status rl_model_load_adapters(rl_model *m, const char *path)
+{
+    rl_st_file *f = NULL;
+    RL_TRY(rl_st_open(&f, path));
+    rl_status st = RL_OK;
+    char name[160];
+    for (int i = 0; i < m->n_lin && st == RL_OK; i++) {
+        linear *L = &m->lin[i];
+        if (L->is_head) {
+            int sw[2] = {L->d_out, L->d_in}, sb[1] = {L->d_out};
+            st = rl_st_read_f32(f, "base_model.model.head.weight", 2, sw, L->W);
+            if (st == RL_OK) st = rl_st_read_f32(f, "base_model.model.head.bias", 1, sb, L->b);
+            continue;
+        }
+        if (!L->a) continue;
+        rl_span sp = rl_adapter_span(L->a);
+        for (int j = 0; j < rl_adapter_n_params_info(L->a) && st == RL_OK; j++) {
+            const rl_param_info *pi = rl_adapter_param_info(L->a, j);
+            snprintf(name, sizeof name, "base_model.model.%s.%s", L->name, pi->name);
+            st = rl_st_read_f32(f, name, pi->ndim, pi->shape, sp.p + pi->offset);
+        }
+    }
+    if (st == RL_OK && m->bases) {
+        const rl_shared_bases *b = m->bases;
+        const char *keys[2] = {b->method == RL_METHOD_RANDLORA ? "base_model.randlora_A" : "base_model.vera_A",
+                               b->method == RL_METHOD_RANDLORA ? "base_model.randlora_B" : "base_model.vera_B"};
+        const float *mine[2] = {b->A, b->B};
+        size_t lens[2] = {b->a_len, b->b_len};
+        for (int k = 0; k < 2 && st == RL_OK; k++) {
+            const rl_st_tensor *t = rl_st_find(f, keys[k]);
+            if (!t) continue; /* save_projection = false: ours come from the key */
+            float *tmp = rl_alloc_floats(t->numel ? t->numel : 1);
+            if (!tmp) {
+                st = rl_fail(RL_ENOMEM, "%s: no memory", path);
+                break;
+            }
+            rl_st_to_f32(t, tmp);
+            if (t->numel != lens[k] || memcmp(tmp, mine[k], lens[k] * sizeof(float)) != 0)
+                st = rl_fail(RL_EFORMAT, "%s: '%s' differs from the bases this model generated (another key, r or "
+                                         "shape?)", path, keys[k]);
+            rl_dealloc(tmp);
+        }
+    }
+    rl_st_close(f);
+    return st;
+}

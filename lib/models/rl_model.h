@@ -109,5 +109,10 @@ rl_status rl_model_load_base(rl_model *m, const char *path);
  * as base_model.randlora_A/B or base_model.vera_A/B, the head as
  * base_model.model.head.weight/bias. */
 rl_status rl_model_save_adapters(const rl_model *m, const char *path);
+/* Load what rl_model_save_adapters wrote into the adapters attached now
+ * (same method, r and targets): every key and shape is checked, and stored
+ * shared bases must equal the ones this model generated from its key
+ * (RL_EFORMAT naming the key otherwise). */
+rl_status rl_model_load_adapters(rl_model *m, const char *path);
 
 #endif

@@ -40,7 +40,7 @@ EXP_OBJ  := $(EXP_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 INCLUDES := -I. -Ilib -Iexperiments
 
-.PHONY: all deps test asan run clean
+.PHONY: all deps test asan run bench clean
 all: $(BUILD)/randlora $(BUILD)/librandlora.a
 
 $(BUILD)/obj/%.o: %.c
@@ -109,6 +109,33 @@ run: deps
 	$(R) sweep expressivity $(RUN_FLAGS)
 	$(R) sweep finetune $(RUN_FLAGS)
 	$(R) sweep similarity
+	$(R) report
+
+# Issue 7's performance targets, measured (never a timed test): writes
+# results/bench/bench.csv (one row per configuration, `target` first),
+# results/bench/pytorch.csv when Debian's python3-torch is installed (PEFT's
+# formulation under PyTorch, experiments/reference/), then the report.
+BENCH_STEP := --r 32 --out 768 --in 768 --tokens 4096
+bench: deps
+	$(MAKE) --no-print-directory all
+	@mkdir -p results/bench
+	{ echo "target,$$($(R) bench --csv --method lora --r 1 --out 16 --in 16 --tokens 1 --min-reps 1 --max-reps 1 --seconds 0.001 | head -n 1)"; \
+	  row() { t=$$1; shift; printf '%s,' "$$t"; $(R) bench --csv "$$@" | tail -n 1; }; \
+	  row step_t1_randlora --method randlora $(BENCH_STEP) --threads 1 && \
+	  row step_t1_lora --method lora $(BENCH_STEP) --threads 1 && \
+	  row step_t1_randlora_factorised --method randlora --path factorised $(BENCH_STEP) --threads 1 && \
+	  row step_t2_randlora --method randlora $(BENCH_STEP) --threads 2 && \
+	  row step_t2_lora --method lora $(BENCH_STEP) --threads 2 && \
+	  row sparse_dense --method randlora --bases dense --r 32 --out 1024 --in 1024 --tokens 256 --threads 1 && \
+	  row sparse_sparse --method randlora --bases sparse --r 32 --out 1024 --in 1024 --tokens 256 --threads 1 && \
+	  row sparse_very_sparse --method randlora --bases very_sparse --r 32 --out 1024 --in 1024 --tokens 256 --threads 1 && \
+	  row merge_dense --merge --method randlora --bases dense --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1 && \
+	  row merge_sparse --merge --method randlora --bases sparse --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1 && \
+	  row merge_very_sparse --merge --method randlora --bases very_sparse --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1; \
+	} > results/bench/bench.csv.tmp && mv results/bench/bench.csv.tmp results/bench/bench.csv
+	if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then \
+	  /usr/bin/python3 experiments/reference/peft_step.py --all results/bench/pytorch.csv; \
+	else echo "make bench: python3-torch not installed: the PyTorch comparison is skipped"; fi
 	$(R) report
 
 clean:

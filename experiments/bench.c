@@ -110,7 +110,11 @@ static rl_status ctx_new(step_ctx *s, const bench_config *c)
     for (int k = 0; k < s->L && st == RL_OK; k++) {
         int o = c->d_out, i = c->d_in;
         size_t nw = (size_t)o * i;
-        if ((st = rl_adapter_new(&s->ad[k], &ac, o, i, s->bases, n)) != RL_OK) break;
+        /* A RandLora layer that will only take the materialised path needs no
+         * per-token workspace (rl_adapter.h): its adapter is made with 0 rows. */
+        rl_path p = c->path == RL_PATH_AUTO ? rl_path_for(c->method, c->bases, o, i, c->r, n, k > 0) : c->path;
+        int rows = c->method == RL_METHOD_RANDLORA && p == RL_PATH_MATERIALISED ? 0 : n;
+        if ((st = rl_adapter_new(&s->ad[k], &ac, o, i, s->bases, rows)) != RL_OK) break;
         s->W[k] = rl_alloc_floats(nw);
         s->b[k] = rl_alloc_floats((size_t)o);
         s->pre[k] = rl_alloc_floats((size_t)n * o);
@@ -140,6 +144,48 @@ static rl_status ctx_new(step_ctx *s, const bench_config *c)
     return st;
 }
 
+typedef struct {
+    rl_adapter *a;
+    float *W;
+} merge_ctx;
+
+static void merge_call(void *p)
+{
+    merge_ctx *m = p;
+    rl_status st = rl_adapter_merge(m->a, m->W, false);
+    RL_ASSERT(st == RL_OK, "%s", rl_errmsg());
+}
+
+/* Time merging one adapter into a (d_out, d_in) weight. */
+static rl_status bench_merge(const bench_config *c, bench_result *out)
+{
+    rl_adapter_config ac = rl_adapter_config_default(c->method);
+    ac.r = c->r;
+    rl_shared_bases *b = NULL;
+    rl_adapter *a = NULL;
+    float *W = rl_alloc_floats((size_t)c->d_out * c->d_in);
+    rl_status st = W ? RL_OK : rl_fail(RL_ENOMEM, "bench: no memory for the weight");
+    if (st == RL_OK && (c->method == RL_METHOD_VERA || c->method == RL_METHOD_RANDLORA))
+        st = rl_shared_bases_new(&b, c->method, c->r, c->d_out, c->d_in, c->bases, RL_BF16, RL_FMA, 0);
+    if (st == RL_OK) st = rl_adapter_new(&a, &ac, c->d_out, c->d_in, b, c->method == RL_METHOD_RANDLORA ? 0 : 1);
+    if (st == RL_OK) {
+        rl_mt g;
+        rl_mt_seed(&g, 5);
+        rl_mt_fill_normal(&g, rl_adapter_span(a).p, rl_adapter_param_count(a), 0.01f);
+        merge_ctx m = {a, W};
+        rl_bench_opts o = c->opts;
+        st = rl_bench_run(merge_call, &m, &o, &out->time);
+        out->params = rl_adapter_param_count(a);
+        out->chosen = "merge";
+        double K = c->method == RL_METHOD_RANDLORA ? (double)c->r * rl_adapter_n_bases(a) : (double)c->r;
+        out->gflop = (2.0 * c->d_out * c->d_in * K) / 1e9; /* dense ΔW product */
+    }
+    rl_adapter_free(a);
+    rl_shared_bases_free(b);
+    rl_dealloc(W);
+    return st;
+}
+
 rl_status bench_run(const bench_config *c, bench_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -154,6 +200,18 @@ rl_status bench_run(const bench_config *c, bench_result *out)
         return rl_fail(RL_EINVAL, "bench: --path materialised exists for randlora only");
     RL_TRY(bench_sgemm_rate(c->threads, &out->sgemm_gflops));
     rl_blas_set_threads(c->threads);
+    if (c->merge) {
+        size_t mem_before = rl_mem_current();
+        rl_mem_reset_peak();
+        rl_status ms = bench_merge(c, out);
+        if (ms == RL_OK) {
+            out->gflops = out->gflop / out->time.wall.median;
+            out->bound_ms = 1e3 * out->gflop / out->sgemm_gflops;
+            out->peak_tensor_bytes = rl_mem_peak() - mem_before;
+            out->peak_rss_bytes = rl_rss_peak_bytes();
+        }
+        return ms;
+    }
 
     size_t mem_before = rl_mem_current();
     rl_mem_reset_peak();
@@ -211,9 +269,10 @@ static void usage(FILE *out)
             "usage: randlora bench --method full|lora|vera|randlora [--r R] [--out O] [--in I]\n"
             "                      [--tokens T] [--bases dense|sparse|very_sparse] [--threads N]\n"
             "                      [--path auto|factorised|materialised] [--layers L] [--alpha A]\n"
-            "                      [--min-reps N] [--max-reps N] [--seconds S] [--csv]\n"
+            "                      [--min-reps N] [--max-reps N] [--seconds S] [--merge] [--csv]\n"
             "  Times one training step (forward, backward, AdamW) of one adapted linear layer\n"
-            "  (or a stack of L square layers with ReLU), frozen base. Defaults: randlora r=32,\n"
+            "  (or a stack of L square layers with ReLU), frozen base; with --merge, merging the\n"
+            "  adapter into one weight instead. Defaults: randlora r=32,\n"
             "  768x768, 1024 tokens, dense bases, auto path, 1 thread.\n");
 }
 
@@ -238,6 +297,7 @@ int cmd_bench(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
         if (strcmp(a, "--csv") == 0) { csv = true; continue; }
+        if (strcmp(a, "--merge") == 0) { c.merge = true; continue; }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); return 0; }
         if (!v) { fprintf(stderr, "randlora bench: %s needs a value\n", a); return 2; }
         i++;

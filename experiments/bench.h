@@ -5,6 +5,8 @@
  * step times only the layer. A stack is `layers` square (out x out) layers
  * with ReLU between them; dx flows through every layer but the first.
  * Full fine-tuning trains the whole weight (no separate frozen base).
+ * With `merge`, what is timed is merging the adapter into one weight
+ * (ΔW built and added: the cost of deploying it); tokens are unused.
  */
 #ifndef RL_BENCH_H
 #define RL_BENCH_H
@@ -20,6 +22,7 @@ typedef struct {
     rl_bases_kind bases;
     rl_path path;
     int r, d_out, d_in, tokens, layers, threads;
+    bool merge;             /* time rl_adapter_merge of one (d_out, d_in) weight instead of a step */
     double alpha;           /* <= 0: the method's PEFT default (2r for lora) */
     rl_bench_opts opts;
 } bench_config;

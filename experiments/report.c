@@ -402,6 +402,92 @@ static void rank_section(sbuf *b, const char *dir)
     put(b, "```\n\n");
 }
 
+/* make bench: issue 7's targets, each measured figure from results/bench/. */
+static void bench_section(sbuf *b, const char *dir)
+{
+    csv_table t, py;
+    if (!table(dir, "bench/bench.csv", &t)) {
+        put(b, "Not run (`make bench`).\n\n");
+        return;
+    }
+    bool have_py = table(dir, "bench/pytorch.csv", &py);
+#define ROW(name) find(&t, "target", name, NULL)
+    int r1 = ROW("step_t1_randlora"), l1 = ROW("step_t1_lora"), r2 = ROW("step_t2_randlora"), l2 = ROW("step_t2_lora");
+    int f1 = ROW("step_t1_randlora_factorised");
+    int sd = ROW("sparse_dense"), sv = ROW("sparse_very_sparse"), md = ROW("merge_dense"), mv = ROW("merge_very_sparse");
+#undef ROW
+    char m[400];
+    put(b, "| target | measured (`bench/bench.csv`%s) | verdict |\n|---|---|---|\n", have_py ? ", `bench/pytorch.csv`" : "");
+    if (r1 >= 0) {
+        double ratio = num(&t, r1, "median_ms") / num(&t, r1, "bound_ms");
+        snprintf(m, sizeof m, "%.2f ms vs bound %.2f ms (%.3f GFLOP at %.1f GFLOP/s): %.2f x", num(&t, r1, "median_ms"),
+                 num(&t, r1, "bound_ms"), num(&t, r1, "gflop"), num(&t, r1, "sgemm_gflops"), ratio);
+        put(b, "| RandLora step <= 1.2 x FLOP-model bound (768², 4096 tokens, r=32, 1 thread) | %s | **%s** |\n", m,
+            ratio <= 1.2 ? "met" : "not met");
+    }
+    double q1 = NAN, q2 = NAN;
+    if (r1 >= 0 && l1 >= 0) {
+        q1 = num(&t, r1, "median_ms") / num(&t, l1, "median_ms");
+        double fb = num(&t, r1, "gflop") / num(&t, l1, "gflop");
+        snprintf(m, sizeof m, "%.2f / %.2f ms = %.2f (FLOP-model ratio %.2f: the floor at equal efficiency)",
+                 num(&t, r1, "median_ms"), num(&t, l1, "median_ms"), q1, fb);
+        put(b, "| RandLora / LoRA step time <= 1.6 (1 thread) | %s | **%s** |\n", m, q1 <= 1.6 ? "met" : "not met");
+    }
+    if (r2 >= 0 && l2 >= 0 && !isnan(q1)) {
+        q2 = num(&t, r2, "median_ms") / num(&t, l2, "median_ms");
+        snprintf(m, sizeof m, "2 threads: %.2f / %.2f ms = %.2f vs %.2f at 1 thread", num(&t, r2, "median_ms"),
+                 num(&t, l2, "median_ms"), q2, q1);
+        put(b, "| the same ratio within 10%% with 2 threads | %s | **%s** |\n", m, fabs(q2 / q1 - 1) <= 0.1 ? "met" : "not met");
+    }
+    if (have_py && r1 >= 0) {
+        for (int th = 1; th <= 2; th++) {
+            char ths[4];
+            snprintf(ths, sizeof ths, "%d", th);
+            int p = find(&py, "method", "randlora", "threads", ths, NULL);
+            int c = th == 1 ? r1 : r2;
+            if (p < 0 || c < 0) continue;
+            double sp = num(&py, p, "median_ms") / num(&t, c, "median_ms");
+            snprintf(m, sizeof m, "PyTorch %s %.2f ms vs C %.2f ms: %.2f x faster", cell(&py, p, "torch_version"),
+                     num(&py, p, "median_ms"), num(&t, c, "median_ms"), sp);
+            put(b, "| >= 1.7 x faster than PyTorch running PEFT's formulation (%d thread%s) | %s | **%s** |\n", th,
+                th > 1 ? "s" : "", m, sp >= 1.7 ? "met" : "not met");
+        }
+    } else {
+        put(b, "| >= 1.7 x faster than PyTorch running PEFT's formulation | python3-torch not installed: not measured | "
+               "**not measured** |\n");
+    }
+    if (sd >= 0 && sv >= 0) {
+        double sp = num(&t, sd, "median_ms") / num(&t, sv, "median_ms");
+        snprintf(m, sizeof m, "1024², r=32, 256 tokens: dense %.2f ms, very_sparse %.2f ms: %.2f x", num(&t, sd, "median_ms"),
+                 num(&t, sv, "median_ms"), sp);
+        put(b, "| very_sparse step >= 2 x faster than dense | %s | **%s** |\n", m, sp >= 2 ? "met" : "not met");
+    }
+    if (md >= 0 && mv >= 0) {
+        double sp = num(&t, md, "median_ms") / num(&t, mv, "median_ms");
+        snprintf(m, sizeof m, "merge 4096x4096: dense %.1f ms, very_sparse %.1f ms: %.1f x", num(&t, md, "median_ms"),
+                 num(&t, mv, "median_ms"), sp);
+        put(b, "| very_sparse merge >= 3 x faster than dense | %s | **%s** |\n", m, sp >= 3 ? "met" : "not met");
+    }
+    if (r1 >= 0 && l1 >= 0) {
+        /* the largest adapted weight and the shared bases, in bytes (r = 32, 768x768: A r·768, B 768·24·32) */
+        double w = 4.0 * num(&t, r1, "out") * num(&t, r1, "in");
+        double mn = fmin(num(&t, r1, "out"), num(&t, r1, "in")), mx = fmax(num(&t, r1, "out"), num(&t, r1, "in"));
+        double r = num(&t, r1, "r"), nb = ceil(mn / r), bases = 4.0 * (r * mn + mx * nb * r);
+        double pr = num(&t, r1, "peak_tensor_bytes"), pl = num(&t, l1, "peak_tensor_bytes");
+        snprintf(m, sizeof m, "RandLora %.2f MB, LoRA %.2f MB, weight %.2f MB, shared bases %.2f MB: RandLora - LoRA = "
+                              "%.2f MB (%.2f MB without the bases, which every layer of a model shares)",
+                 pr / 1e6, pl / 1e6, w / 1e6, bases / 1e6, (pr - pl) / 1e6, (pr - pl - bases) / 1e6);
+        put(b, "| peak tensor memory of a step <= LoRA's + one weight-sized buffer | %s | **%s** |\n", m,
+            pr <= pl + w ? "met" : pr - bases <= pl + w ? "met without counting the shared bases" : "not met");
+    }
+    if (f1 >= 0 && r1 >= 0)
+        put(b, "\nPEFT's way (factorised path) on the same layer: %.2f ms; the automatic choice took the %s path: %.2f ms.\n",
+            num(&t, f1, "median_ms"), cell(&t, r1, "chosen"), num(&t, r1, "median_ms"));
+    put(b, "\n");
+    csv_free(&t);
+    if (have_py) csv_free(&py);
+}
+
 static void plot(sbuf *b, const char *name, const char *caption)
 {
     char p[300];
@@ -419,6 +505,7 @@ rl_status report_write(const char *dir, bool render, bool quiet)
             {"finetune/curves.csv", "plots/finetune_loss.gp"},      {"similarity/cka.csv", "plots/similarity.gp"},
             {"rank/rank.csv", "plots/rank_vs_r.gp"},                {"rank/spectrum.csv", "plots/rank_spectra.gp"},
             {"rank/training.csv", "plots/rank_vs_step.gp"},         {"rank/sparse.csv", "plots/rank_sparse.gp"},
+            {"bench/bench.csv", "plots/bench.gp"},
         };
         const char *todo[16];
         int n = 0;
@@ -460,6 +547,9 @@ rl_status report_write(const char *dir, bool render, bool quiet)
     plot(&b, "cost_time_vs_size", "Step time vs layer size (log-log, fitted slopes)");
     plot(&b, "cost_crossover", "Factorised vs materialised RandLora step");
     plot(&b, "cost_memory", "Peak memory per method");
+    put(&b, "## Performance targets (`make bench`)\n\n");
+    bench_section(&b, dir);
+    plot(&b, "bench", "make bench: median times beside the FLOP-model bound");
     put(&b, "## Expressivity\n\n");
     plot(&b, "expressivity", "Fitting an update of known spectrum at matched budgets (`expressivity/summary.csv`)");
     put(&b, "## Fine-tuning\n\n");

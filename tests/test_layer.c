@@ -187,3 +187,89 @@ RL_TEST(layer, adamw_first_steps)
     rl_adamw_free(o);
     cr_assert_eq(rl_adamw_new(&o, 2, 0.0f, 0.0f), RL_EINVAL);
 }
+
+/* very_sparse bases: the ternary kernels (adds and subtracts over the bases'
+ * index) give what BLAS on the dense bases gives, on both paths and in both
+ * orientations, up to float32 summation order: 1e-5 of the largest entry
+ * (reductions of <= 64 terms, ~100 ulp of room). */
+RL_TEST(layer, ternary_kernels_match_dense_kernels)
+{
+    static const int shapes[3][2] = {{64, 40}, {40, 64}, {48, 48}};
+    for (int s = 0; s < 3; s++)
+        for (int path = RL_PATH_FACTORISED; path <= RL_PATH_MATERIALISED; path++) {
+            const int o = shapes[s][0], i = shapes[s][1], n = 9, r = 4;
+            rl_shared_bases *b = NULL;
+            cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, r, o, i, RL_BASES_VERY_SPARSE, RL_BF16, RL_FMA, 3),
+                         RL_OK);
+            float *W = rl_alloc_floats((size_t)o * i), *x = rl_alloc_floats((size_t)n * i);
+            float *dy = rl_alloc_floats((size_t)n * o), *y[2], *dx[2], *g[2], *dw[2];
+            rl_mt gen;
+            rl_mt_seed(&gen, 21);
+            rl_mt_fill_normal(&gen, W, (size_t)o * i, 0.2f);
+            rl_mt_fill_normal(&gen, x, (size_t)n * i, 1.0f);
+            rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
+            size_t np = 0;
+            for (int k = 0; k < 2; k++) {
+                rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
+                cfg.r = r;
+                cfg.alpha = 8;
+                cfg.dense_kernels = k == 1;
+                rl_adapter *a = NULL;
+                cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+                rl_span sp = rl_adapter_span(a);
+                np = sp.n;
+                rl_mt p;
+                rl_mt_seed(&p, 5);
+                rl_mt_fill_normal(&p, sp.p, sp.n, 0.3f);
+                rl_layer *l = NULL;
+                cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, (rl_path)path), RL_OK);
+                y[k] = rl_alloc_floats((size_t)n * o);
+                dx[k] = rl_alloc_floats((size_t)n * i);
+                g[k] = rl_alloc_floats(sp.n);
+                dw[k] = rl_alloc_floats((size_t)o * i);
+                cr_assert_eq(rl_layer_forward(l, x, n, y[k]), RL_OK);
+                cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[k]), RL_OK);
+                memcpy(g[k], sp.g, sp.n * sizeof(float));
+                cr_assert_eq(rl_adapter_delta_weight(a, dw[k]), RL_OK);
+                rl_layer_free(l);
+                rl_adapter_free(a);
+            }
+            cr_assert(rel(y[0], y[1], (size_t)n * o) <= 1e-5, "(%d,%d) path %d output", o, i, path);
+            cr_assert(rel(dx[0], dx[1], (size_t)n * i) <= 1e-5, "(%d,%d) path %d dx", o, i, path);
+            cr_assert(rel(g[0], g[1], np) <= 1e-5, "(%d,%d) path %d grads %g", o, i, path, rel(g[0], g[1], np));
+            cr_assert(rel(dw[0], dw[1], (size_t)o * i) <= 1e-5, "(%d,%d) delta weight", o, i);
+            for (int k = 0; k < 2; k++) {
+                rl_dealloc(y[k]);
+                rl_dealloc(dx[k]);
+                rl_dealloc(g[k]);
+                rl_dealloc(dw[k]);
+            }
+            rl_dealloc(W);
+            rl_dealloc(x);
+            rl_dealloc(dy);
+            rl_shared_bases_free(b);
+        }
+}
+
+/* A RandLora adapter made with 0 rows serves the materialised path only. */
+RL_TEST(layer, zero_row_adapter_is_materialised_only)
+{
+    rl_shared_bases *b = NULL;
+    cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, 4, 24, 20, RL_BASES_DENSE, RL_BF16, RL_FMA, 0), RL_OK);
+    rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
+    cfg.r = 4;
+    rl_adapter *a = NULL;
+    cr_assert_eq(rl_adapter_new(&a, &cfg, 24, 20, b, 0), RL_OK);
+    float W[24 * 20] = {0}, x[3 * 20] = {0}, y[3 * 24];
+    cr_assert_eq(rl_adapter_forward(a, x, 3, y), RL_EINVAL, "no factorised workspace");
+    rl_layer *l = NULL;
+    cr_assert_eq(rl_layer_new(&l, W, NULL, a, 3, RL_PATH_FACTORISED), RL_EINVAL);
+    cr_assert_eq(rl_layer_new(&l, W, NULL, a, 3, RL_PATH_AUTO), RL_OK);
+    cr_assert_eq(rl_layer_choose_path(l, 3, false), RL_PATH_MATERIALISED);
+    cr_assert_eq(rl_layer_forward(l, x, 3, y), RL_OK);
+    rl_layer_free(l);
+    rl_adapter_free(a);
+    cfg = rl_adapter_config_default(RL_METHOD_LORA);
+    cr_assert_eq(rl_adapter_new(&a, &cfg, 24, 20, NULL, 0), RL_EINVAL, "0 rows is for RandLora only");
+    rl_shared_bases_free(b);
+}

@@ -95,8 +95,9 @@ rl_status rl_adapter_new(rl_adapter **out, const rl_adapter_config *cfg, int d_o
     else if (cfg->method != RL_METHOD_FULL && cfg->r <= 0)
         return rl_fail(RL_EINVAL, "`r` should be a positive integer value but the value passed is %d",
                        cfg->r);
-    else if (max_tokens <= 0)
-        return rl_fail(RL_EINVAL, "%s: max_tokens must be positive (got %d)", ops->name, max_tokens);
+    else if (max_tokens < 0 || (max_tokens == 0 && cfg->method != RL_METHOD_RANDLORA))
+        return rl_fail(RL_EINVAL, "%s: max_tokens must be positive (got %d; 0 is for a RandLora adapter used "
+                       "only on the materialised path)", ops->name, max_tokens);
     else if (cfg->method == RL_METHOD_LORA && cfg->use_rslora && cfg->r <= 0)
         return rl_fail(RL_EINVAL, "lora: use_rslora needs r > 0");
     if (cfg->method == RL_METHOD_VERA || cfg->method == RL_METHOD_RANDLORA)
@@ -139,6 +140,14 @@ rl_status rl_adapter_new(rl_adapter **out, const rl_adapter_config *cfg, int d_o
         a->nb = rl_randlora_n_bases(a->mn, r);
         a->K = r * a->nb;
         a->n_params = (size_t)a->nb * (r + a->mn);
+        a->ternary = bases->kind == RL_BASES_VERY_SPARSE && bases->a_ptr && !cfg->dense_kernels;
+        if (a->ternary) {
+            rl_status ts = rl_tern_init(a);
+            if (ts != RL_OK) {
+                rl_adapter_free(a);
+                return ts;
+            }
+        }
         a->n_info = 2;
         set_info(a, 0, "randlora_lambda", 0, r, a->nb);
         set_info(a, 1, "randlora_gamma", (size_t)r * a->nb, a->nb, a->mn);
@@ -165,6 +174,7 @@ void rl_adapter_free(rl_adapter *a)
     rl_dealloc(a->params);
     rl_dealloc(a->grads);
     rl_dealloc(a->work);
+    if (a->ternary) rl_tern_free(a);
     free(a);
 }
 

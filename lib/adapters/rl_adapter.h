@@ -42,6 +42,9 @@
  * blocks once, sized for at most max_tokens rows; forward, backward and
  * delta_weight allocate nothing (calling them with n > max_tokens is
  * RL_EINVAL). merge allocates one (d_out, d_in) buffer for its duration.
+ * A RandLora adapter made with max_tokens = 0 has no per-row workspace: it
+ * serves delta_weight, merge and rl_layer's materialised path only (its
+ * workspace is then a chunk of 256 rows of UA, not K·min_dim).
  * Backward recomputes the small forward intermediates it needs from x, so it
  * does not depend on a preceding forward call.
  */
@@ -65,6 +68,8 @@ typedef struct {
     double d_initial;       /* vera: λ_d at init (PEFT default 0.1) */
     rl_pairing pairing;     /* randlora: PEFT's flattened pairing (default) or the paper's */
     uint64_t init_seed;     /* lora: seed of the generator that draws A */
+    bool dense_kernels;     /* randlora very_sparse: use BLAS on the dense bases instead of
+                               the ternary add/subtract kernels (for comparisons) */
 } rl_adapter_config;
 
 /* PEFT defaults for a method: lora r=8 alpha=8; vera r=256 d_initial=0.1;

@@ -31,13 +31,31 @@ struct rl_adapter {
     size_t n_work;
     /* randlora: mn = min(d_in, d_out), mx = max, nb = ceil(mn / r), K = r·nb */
     int mn, mx, nb, K;
+    /* randlora with very_sparse bases: ternary kernels (rl_randlora_ternary.c).
+     * t_aend[k] ends row k of A's index at columns < mn; row c of UA has its
+     * nonzero values at uav[t_off[c] .. t_off[c+1]) */
+    bool ternary;
+    int *t_aend, *t_off;
+    size_t t_nnz;
 };
 
 extern const rl_adapter_ops rl_full_ops, rl_lora_ops, rl_vera_ops, rl_randlora_ops;
 
 /* RandLora's materialised path (rl_layer.c): given G = dyᵀ x (d_out, d_in),
  * accumulate dλ and dΓ through dUA = s · UBᵀ · dM, where dM = G (d_in <= d_out)
- * or Gᵀ (d_in > d_out). Uses the second K·mn block of the workspace. */
+ * or Gᵀ (d_in > d_out), a chunk of UA_CHUNK rows at a time (the first block
+ * of the workspace). */
 void rl_randlora_grads_from_G(rl_adapter *a, const float *G);
+/* dw := s·ΔW + beta·dw, built a chunk of UA rows at a time (UA_CHUNK). */
+void rl_randlora_delta_weight_acc(rl_adapter *a, float *dw, float beta);
+
+/* ---- ternary kernels (rl_randlora_ternary.c), used when a->ternary ---- */
+rl_status rl_tern_init(rl_adapter *a);          /* t_aend, t_off, t_nnz */
+void rl_tern_free(rl_adapter *a);
+size_t rl_tern_work_size(const rl_adapter *a, int n_max);
+void rl_tern_forward(rl_adapter *a, const float *x, int n, float *y);
+void rl_tern_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx);
+void rl_tern_delta_weight_acc(rl_adapter *a, float *dw, float beta);
+void rl_tern_grads_from_G(rl_adapter *a, const float *G);
 
 #endif

@@ -2,6 +2,7 @@
 #include "rl_bases.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +115,48 @@ static void vera_generate(rl_shared_bases *b)
     rl_kaiming_uniform(&g, b->B, b->b_len, 0.0, b->r, RL_F32, b->fma);
 }
 
+/* CSR (by_row) or CSC index of the nonzeros of a ternary (rows, cols)
+ * matrix m with row stride ld; signs in sgn. Returns false on no memory. */
+static bool ternary_index(const float *m, int rows, int cols, bool by_row, int **ptr, int **idx,
+                          signed char **sgn)
+{
+    const int outer = by_row ? rows : cols, inner = by_row ? cols : rows;
+    size_t nnz = 0;
+    for (size_t e = 0; e < (size_t)rows * cols; e++) nnz += m[e] != 0.0f;
+    /* tracked like every other tensor of the bases */
+    *ptr = rl_alloc(((size_t)outer + 1) * sizeof **ptr);
+    *idx = rl_alloc((nnz ? nnz : 1) * sizeof **idx);
+    *sgn = rl_alloc(nnz ? nnz : 1);
+    if (!*ptr || !*idx || !*sgn) return false;
+    size_t k = 0;
+    for (int o = 0; o < outer; o++) {
+        (*ptr)[o] = (int)k;
+        for (int i = 0; i < inner; i++) {
+            float v = by_row ? m[(size_t)o * cols + i] : m[(size_t)i * cols + o];
+            if (v != 0.0f) {
+                (*idx)[k] = i;
+                (*sgn)[k++] = v > 0 ? 1 : -1;
+            }
+        }
+    }
+    (*ptr)[outer] = (int)k;
+    return true;
+}
+
+static rl_status build_ternary_index(rl_shared_bases *b)
+{
+    const int ncol = b->n_bases * b->r;
+    b->a_mag = 0;
+    b->b_mag = 0;
+    for (size_t e = 0; e < b->a_len && b->a_mag == 0; e++) b->a_mag = fabsf(b->A[e]);
+    for (size_t e = 0; e < b->b_len && b->b_mag == 0; e++) b->b_mag = fabsf(b->B[e]);
+    if (!ternary_index(b->A, b->r, b->min_dim, true, &b->a_ptr, &b->a_idx, &b->a_sgn) ||
+        !ternary_index(b->B, b->max_dim, ncol, true, &b->br_ptr, &b->br_idx, &b->br_sgn) ||
+        !ternary_index(b->B, b->max_dim, ncol, false, &b->bc_ptr, &b->bc_idx, &b->bc_sgn))
+        return rl_fail(RL_ENOMEM, "bases: cannot allocate the ternary index");
+    return RL_OK;
+}
+
 rl_status rl_shared_bases_new(rl_shared_bases **out, rl_method method, int r,
                               int max_out, int max_in, rl_bases_kind kind,
                               rl_fmt fmt, rl_fma fma, uint64_t key)
@@ -160,6 +203,7 @@ rl_status rl_shared_bases_new(rl_shared_bases **out, rl_method method, int r,
         st = randlora_generate(b);
     else
         vera_generate(b);
+    if (st == RL_OK && method == RL_METHOD_RANDLORA && kind != RL_BASES_DENSE) st = build_ternary_index(b);
     if (st != RL_OK) {
         rl_shared_bases_free(b);
         return st;
@@ -173,5 +217,14 @@ void rl_shared_bases_free(rl_shared_bases *b)
     if (!b) return;
     rl_dealloc(b->A);
     rl_dealloc(b->B);
+    rl_dealloc(b->a_ptr);
+    rl_dealloc(b->a_idx);
+    rl_dealloc(b->a_sgn);
+    rl_dealloc(b->br_ptr);
+    rl_dealloc(b->br_idx);
+    rl_dealloc(b->br_sgn);
+    rl_dealloc(b->bc_ptr);
+    rl_dealloc(b->bc_idx);
+    rl_dealloc(b->bc_sgn);
     free(b);
 }

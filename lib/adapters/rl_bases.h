@@ -51,6 +51,16 @@ typedef struct {
     float *A;                /* RandLora (r, 1, min_dim); VeRA (r, I)   */
     float *B;                /* RandLora (max_dim, n_bases, r); VeRA (O, r) */
     size_t a_len, b_len;     /* element counts */
+    /* Sparse and very_sparse RandLora bases are ternary: every entry of A is
+     * 0 or ±a_mag, every entry of B 0 or ±b_mag. Their index, built once
+     * here, lets the adapters add and subtract instead of multiplying:
+     *   A        CSR by row k:          a_ptr (r+1), a_idx (column q), a_sgn (±1)
+     *   B as UB  (max_dim, n_bases·r):  CSR by row p (br_*) and CSC by
+     *            column c (bc_*), indices ascending within a row / column.
+     * NULL for dense bases and VeRA. */
+    float a_mag, b_mag;
+    int *a_ptr, *a_idx, *br_ptr, *br_idx, *bc_ptr, *bc_idx;
+    signed char *a_sgn, *br_sgn, *bc_sgn;
 } rl_shared_bases;
 
 /* ceil(min_dim / r) exactly as PEFT computes it. */

@@ -1,6 +1,7 @@
 /* rl_layer.c -- adapted linear layer with factorised / materialised paths. */
 #include "rl_layer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,9 +46,17 @@ rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapte
     if (path == RL_PATH_MATERIALISED && m != RL_METHOD_RANDLORA)
         return rl_fail(RL_EINVAL, "layer: the materialised path exists for randlora only, not %s",
                        rl_method_name(m));
-    if (max_tokens <= 0 || max_tokens > a->max_tokens)
+    if (m == RL_METHOD_RANDLORA && a->max_tokens == 0) {
+        /* an adapter without per-row workspace: the materialised path only */
+        if (path == RL_PATH_FACTORISED)
+            return rl_fail(RL_EINVAL, "layer: the adapter was made with max_tokens 0, so it has no workspace "
+                           "for the factorised path");
+        path = RL_PATH_MATERIALISED;
+        if (max_tokens <= 0) return rl_fail(RL_EINVAL, "layer: max_tokens %d must be positive", max_tokens);
+    } else if (max_tokens <= 0 || max_tokens > a->max_tokens) {
         return rl_fail(RL_EINVAL, "layer: max_tokens %d outside 1..%d (the adapter's)", max_tokens,
                        a->max_tokens);
+    }
     rl_layer *l = calloc(1, sizeof *l);
     if (!l) return rl_fail(RL_ENOMEM, "layer: no memory");
     *l = (rl_layer){.W = W, .b = b, .a = a, .d_out = a->d_out, .d_in = a->d_in,
@@ -73,19 +82,29 @@ void rl_layer_free(rl_layer *l)
 
 rl_adapter *rl_layer_adapter(rl_layer *l) { return l->a; }
 
-double rl_layer_step_flops(const rl_layer *l, rl_path path, int n, bool need_dx)
+double rl_step_flops(rl_method method, rl_bases_kind kind, rl_path path, int d_out, int d_in, int r, int n,
+                     bool need_dx)
 {
-    const rl_adapter *a = l->a;
-    const double N = n, o = l->d_out, i = l->d_in, r = a->cfg.r;
+    const double N = n, o = d_out, i = d_in, R = r;
     const double base = 2 * N * o * i * (need_dx ? 2 : 1);
-    switch (a->cfg.method) {
+    switch (method) {
     case RL_METHOD_FULL: return 2 * N * o * i * (need_dx ? 3 : 2);
     case RL_METHOD_LORA: /* fwd h, y; bwd h (recomputed), dB, dh, dA [, dx] */
-        return base + 2 * N * r * (i + o) + 2 * N * r * (2 * i + 2 * o) + (need_dx ? 2 * N * r * i : 0);
+        return base + 2 * N * R * (i + o) + 2 * N * R * (2 * i + 2 * o) + (need_dx ? 2 * N * R * i : 0);
     case RL_METHOD_VERA: /* fwd h, y; bwd h (recomputed), P, dz [, dx] */
-        return base + 2 * N * r * (i + o) + 2 * N * r * (i + 2 * o) + (need_dx ? 2 * N * r * i : 0);
+        return base + 2 * N * R * (i + o) + 2 * N * R * (i + 2 * o) + (need_dx ? 2 * N * R * i : 0);
     case RL_METHOD_RANDLORA: {
-        const double K = a->K, mn = a->mn;
+        const int mni = d_out < d_in ? d_out : d_in;
+        const double mn = mni, mx = d_out < d_in ? i : o, K = (double)r * rl_randlora_n_bases(mni, r);
+        if (kind == RL_BASES_VERY_SPARSE) {
+            /* ternary kernels: 2 flops per nonzero and token; density ~1/sqrt(min_dim)
+             * (an estimate: the shared bases' min_dim may be larger than this layer's) */
+            const double d = 1.0 / sqrt(mn), nua = K * mn * d, nub = mx * K * d;
+            if (path == RL_PATH_MATERIALISED)
+                return 2 * mx * (K * d) * (mn * d) + 2 * N * o * i * (need_dx ? 3 : 2) + 2 * K * (mx * d) * (mn * d);
+            return base + 2 * N * (nua + nub) + 2 * N * (nua + nub) + (i > o ? 2 * N * nub : 0) +
+                   (need_dx ? 2 * N * (i > o ? nub : nua) : 0);
+        }
         if (path == RL_PATH_MATERIALISED)
             return 2 * o * i * K + 2 * N * o * i * (need_dx ? 3 : 2) + 2 * K * o * i + 2 * K * mn + 4 * K * mn;
         /* fwd H, y; bwd dH, dUA (+ H recomputed and dH from dy UAᵀ when
@@ -99,13 +118,31 @@ double rl_layer_step_flops(const rl_layer *l, rl_path path, int n, bool need_dx)
     return 0;
 }
 
+rl_path rl_path_for(rl_method method, rl_bases_kind kind, int d_out, int d_in, int r, int n, bool need_dx)
+{
+    if (method != RL_METHOD_RANDLORA) return RL_PATH_FACTORISED;
+    return rl_step_flops(method, kind, RL_PATH_MATERIALISED, d_out, d_in, r, n, need_dx) <
+                   rl_step_flops(method, kind, RL_PATH_FACTORISED, d_out, d_in, r, n, need_dx)
+               ? RL_PATH_MATERIALISED
+               : RL_PATH_FACTORISED;
+}
+
+/* The kernels the adapter really runs: ternary ones only for very_sparse
+ * bases without dense_kernels. */
+static rl_bases_kind kernel_kind(const rl_adapter *a)
+{
+    return a->ternary ? RL_BASES_VERY_SPARSE : RL_BASES_DENSE;
+}
+
+double rl_layer_step_flops(const rl_layer *l, rl_path path, int n, bool need_dx)
+{
+    return rl_step_flops(l->a->cfg.method, kernel_kind(l->a), path, l->d_out, l->d_in, l->a->cfg.r, n, need_dx);
+}
+
 rl_path rl_layer_choose_path(const rl_layer *l, int n, bool need_dx)
 {
     if (l->path != RL_PATH_AUTO) return l->path;
-    return rl_layer_step_flops(l, RL_PATH_MATERIALISED, n, need_dx) <
-                   rl_layer_step_flops(l, RL_PATH_FACTORISED, n, need_dx)
-               ? RL_PATH_MATERIALISED
-               : RL_PATH_FACTORISED;
+    return rl_path_for(l->a->cfg.method, kernel_kind(l->a), l->d_out, l->d_in, l->a->cfg.r, n, need_dx);
 }
 
 static void fill_bias(const rl_layer *l, int n, float *y)
@@ -129,9 +166,9 @@ rl_status rl_layer_forward(rl_layer *l, const float *x, int n, float *y)
     if (n == 0) return RL_OK;
     if (l->a->cfg.method == RL_METHOD_FULL) return rl_adapter_forward(l->a, x, n, y);
     if (p == RL_PATH_MATERIALISED) {
-        /* M = W + ΔW;  y += x Mᵀ */
-        rl_adapter_delta_weight(l->a, l->merged);
-        for (size_t e = 0; e < (size_t)o * i; e++) l->merged[e] += l->W[e];
+        /* M = W + ΔW (ΔW accumulated onto a copy of W);  y += x Mᵀ */
+        memcpy(l->merged, l->W, (size_t)o * i * sizeof(float));
+        rl_randlora_delta_weight_acc(l->a, l->merged, 1.0f);
         rl_gemm(RL_NOTRANS, RL_TRANS, n, o, i, 1.0f, x, i, l->merged, i, 1.0f, y, o);
         return RL_OK;
     }

@@ -32,6 +32,10 @@
  *   randlora materialised:
  *                ΔW 2·o·i·K + fwd 2·n·o·i [+ dx 2·n·o·i] + G 2·n·o·i
  *                + dUA 2·K·o·i + UA 2·K·mn + factor gradients 4·K·mn
+ *   randlora with very_sparse bases runs ternary kernels (rl_randlora_ternary.c):
+ *                every product with UA or UB costs 2·n per nonzero, with
+ *                nnz(UA) ≈ K·mn·d, nnz(UB) ≈ mx·K·d, d ≈ 1/sqrt(mn); the
+ *                factorised step is then the base GEMMs plus O(n·(nnz))
  */
 #ifndef RL_LAYER_H
 #define RL_LAYER_H
@@ -59,6 +63,12 @@ rl_status rl_layer_forward(rl_layer *l, const float *x, int n, float *y);
 /* Accumulate the adapter's gradients; dx (n, d_in) := ∂L/∂x if dx != NULL
  * (overwrite). Must follow rl_layer_forward on the same x and n. */
 rl_status rl_layer_backward(rl_layer *l, const float *x, const float *dy, int n, float *dx);
+
+/* The FLOP model for any layer shape, and the path AUTO picks for it (the
+ * one with fewer FLOPs; always factorised for methods other than RandLora). */
+double rl_step_flops(rl_method method, rl_bases_kind kind, rl_path path, int d_out, int d_in, int r, int n,
+                     bool need_dx);
+rl_path rl_path_for(rl_method method, rl_bases_kind kind, int d_out, int d_in, int r, int n, bool need_dx);
 
 /* The path AUTO resolves to for n rows (or the fixed path). */
 rl_path rl_layer_choose_path(const rl_layer *l, int n, bool need_dx);

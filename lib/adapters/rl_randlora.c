@@ -43,8 +43,16 @@ static inline void pair_of(const rl_adapter *a, int c, int *k, int *b)
     }
 }
 
+/* Rows of UA (and dUA) formed at a time by delta_weight and the
+ * materialised gradient: the buffer stays far below a weight's size. */
+#define UA_CHUNK 256
+
+/* n_max > 0: UA and dUA whole plus H and dH for the factorised path;
+ * n_max == 0 (materialised path only): one chunk of UA rows. */
 static size_t randlora_work_size(const rl_adapter *a, int n_max)
 {
+    if (a->ternary) return rl_tern_work_size(a, n_max);
+    if (n_max == 0) return (size_t)(a->K < UA_CHUNK ? a->K : UA_CHUNK) * a->mn;
     return 2 * (size_t)a->K * a->mn + 2 * (size_t)n_max * a->K;
 }
 
@@ -61,23 +69,30 @@ static const float *gamma_of(const rl_adapter *a) { return a->params + (size_t)a
 static const float *ub_of(const rl_adapter *a) { return a->bases->B; }
 static int ub_ld(const rl_adapter *a) { return a->bases->n_bases * a->cfg.r; }
 
-/* UA[c, q] = (λ[k, b] · A[k, q]) · Γ[b, q], rounded left to right as PEFT. */
-static void build_ua(const rl_adapter *a, float *UA)
+/* UA[c, q] = (λ[k, b] · A[k, q]) · Γ[b, q] for rows c in [c0, c1), rounded
+ * left to right as PEFT; row c goes to UA[(c - c0) · mn]. */
+static void build_ua_rows(const rl_adapter *a, float *UA, int c0, int c1)
 {
     const int mn = a->mn, nb = a->nb, ldA = a->bases->min_dim;
     const float *lam = lambda_of(a), *gam = gamma_of(a), *A = a->bases->A;
-    for (int c = 0; c < a->K; c++) {
+    for (int c = c0; c < c1; c++) {
         int k, b;
         pair_of(a, c, &k, &b);
         const float l = lam[(size_t)k * nb + b];
         const float *Ak = A + (size_t)k * ldA, *Gb = gam + (size_t)b * mn;
-        float *row = UA + (size_t)c * mn;
+        float *row = UA + (size_t)(c - c0) * mn;
         for (int q = 0; q < mn; q++) row[q] = (l * Ak[q]) * Gb[q];
     }
 }
 
+static void build_ua(const rl_adapter *a, float *UA) { build_ua_rows(a, UA, 0, a->K); }
+
 static void randlora_forward(rl_adapter *a, const float *x, int n, float *y)
 {
+    if (a->ternary) {
+        rl_tern_forward(a, x, n, y);
+        return;
+    }
     const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
     float *UA = a->work, *H = UA + 2 * (size_t)K * mn;
     const float *UB = ub_of(a);
@@ -91,18 +106,19 @@ static void randlora_forward(rl_adapter *a, const float *x, int n, float *y)
     }
 }
 
-/* dλ and dΓ from g = ∂L/∂UA (K, mn): PEFT's UniqueBaseGrad backward. */
-static void accumulate_factor_grads(rl_adapter *a, const float *g)
+/* dλ and dΓ from g = ∂L/∂UA rows [c0, c1) (row c at g[(c - c0) · mn]):
+ * PEFT's UniqueBaseGrad backward. */
+static void accumulate_factor_grads_rows(rl_adapter *a, const float *g, int c0, int c1)
 {
     const int mn = a->mn, nb = a->nb, ldA = a->bases->min_dim;
     const float *lam = lambda_of(a), *gam = gamma_of(a), *A = a->bases->A;
     float *dlam = a->grads, *dgam = a->grads + (size_t)a->cfg.r * nb;
-    for (int c = 0; c < a->K; c++) {
+    for (int c = c0; c < c1; c++) {
         int k, b;
         pair_of(a, c, &k, &b);
         const float l = lam[(size_t)k * nb + b];
         const float *Ak = A + (size_t)k * ldA, *Gb = gam + (size_t)b * mn;
-        const float *gc = g + (size_t)c * mn;
+        const float *gc = g + (size_t)(c - c0) * mn;
         float *dGb = dgam + (size_t)b * mn;
         double acc = 0.0;
         for (int q = 0; q < mn; q++) {
@@ -114,8 +130,14 @@ static void accumulate_factor_grads(rl_adapter *a, const float *g)
     }
 }
 
+static void accumulate_factor_grads(rl_adapter *a, const float *g) { accumulate_factor_grads_rows(a, g, 0, a->K); }
+
 static void randlora_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
 {
+    if (a->ternary) {
+        rl_tern_backward(a, x, dy, n, dx);
+        return;
+    }
     const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
     const float s = a->scaling;
     float *UA = a->work, *dUA = UA + (size_t)K * mn, *H = dUA + (size_t)K * mn;
@@ -137,27 +159,44 @@ static void randlora_backward(rl_adapter *a, const float *x, const float *dy, in
 
 void rl_randlora_grads_from_G(rl_adapter *a, const float *G)
 {
+    if (a->ternary) {
+        rl_tern_grads_from_G(a, G);
+        return;
+    }
     const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
-    float *dUA = a->work + (size_t)K * mn;
     const float *UB = ub_of(a);
-    if (di <= dout) /* dUA = s · UBᵀ G      (K, d_in),  UB (d_out, K) */
-        rl_gemm(RL_TRANS, RL_NOTRANS, K, mn, dout, a->scaling, UB, ldb, G, di, 0.0f, dUA, mn);
-    else            /* dUA = s · UBᵀ Gᵀ     (K, d_out), UB (d_in, K)  */
-        rl_gemm(RL_TRANS, RL_TRANS, K, mn, di, a->scaling, UB, ldb, G, di, 0.0f, dUA, mn);
-    accumulate_factor_grads(a, dUA);
+    float *dUA = a->work; /* one chunk of rows at a time */
+    for (int c0 = 0; c0 < K; c0 += UA_CHUNK) {
+        int c1 = c0 + UA_CHUNK < K ? c0 + UA_CHUNK : K, rows = c1 - c0;
+        if (di <= dout) /* dUA = s · UB[:, c0:c1]ᵀ G      (rows, d_in),  UB (d_out, K) */
+            rl_gemm(RL_TRANS, RL_NOTRANS, rows, mn, dout, a->scaling, UB + c0, ldb, G, di, 0.0f, dUA, mn);
+        else            /* dUA = s · UB[:, c0:c1]ᵀ Gᵀ     (rows, d_out), UB (d_in, K) */
+            rl_gemm(RL_TRANS, RL_TRANS, rows, mn, di, a->scaling, UB + c0, ldb, G, di, 0.0f, dUA, mn);
+        accumulate_factor_grads_rows(a, dUA, c0, c1);
+    }
 }
 
-static void randlora_delta_weight(rl_adapter *a, float *dw)
+void rl_randlora_delta_weight_acc(rl_adapter *a, float *dw, float beta)
 {
+    if (a->ternary) {
+        rl_tern_delta_weight_acc(a, dw, beta);
+        return;
+    }
     const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
-    float *UA = a->work;
+    float *UA = a->work; /* one chunk of rows at a time */
     const float *UB = ub_of(a);
-    build_ua(a, UA);
-    if (di <= dout) /* ΔW = s · UB UA  (d_out, d_in) */
-        rl_gemm(RL_NOTRANS, RL_NOTRANS, dout, di, K, a->scaling, UB, ldb, UA, mn, 0.0f, dw, di);
-    else            /* ΔW = s · UAᵀ UBᵀ (d_out, d_in) */
-        rl_gemm(RL_TRANS, RL_TRANS, dout, di, K, a->scaling, UA, mn, UB, ldb, 0.0f, dw, di);
+    for (int c0 = 0; c0 < K; c0 += UA_CHUNK) {
+        int c1 = c0 + UA_CHUNK < K ? c0 + UA_CHUNK : K, rows = c1 - c0;
+        float b = c0 == 0 ? beta : 1.0f;
+        build_ua_rows(a, UA, c0, c1);
+        if (di <= dout) /* ΔW += s · UB[:, c0:c1] UA[c0:c1]      (d_out, d_in) */
+            rl_gemm(RL_NOTRANS, RL_NOTRANS, dout, di, rows, a->scaling, UB + c0, ldb, UA, mn, b, dw, di);
+        else            /* ΔW += s · UA[c0:c1]ᵀ UB[:, c0:c1]ᵀ    (d_out, d_in) */
+            rl_gemm(RL_TRANS, RL_TRANS, dout, di, rows, a->scaling, UA, mn, UB + c0, ldb, b, dw, di);
+    }
 }
+
+static void randlora_delta_weight(rl_adapter *a, float *dw) { rl_randlora_delta_weight_acc(a, dw, 0.0f); }
 
 const rl_adapter_ops rl_randlora_ops = {
     .name = "randlora",

@@ -31,6 +31,11 @@
 #include "../core/rl_tensor.h"
 #include "rl_adapter_impl.h"
 
+/* Tokens are processed in tiles of TILE rows, so that a tile's transposed
+ * activations (d_in + d_out + 2K rows of TILE floats) stay in cache: one
+ * axpy per nonzero over all n tokens would stream them from memory. */
+#define TILE 128
+
 static inline void pair_of(const rl_adapter *a, int c, int *k, int *b)
 {
     if (a->cfg.pairing == RL_PAIRING_PAPER) {
@@ -71,11 +76,12 @@ void rl_tern_free(rl_adapter *a)
     rl_dealloc(a->t_off);
 }
 
-/* uav (t_nnz) and g (t_nnz); with rows: xᵀ (d_in, n), Hᵀ and dHᵀ (K, n),
- * a (max(d_in, d_out), n) buffer for yᵀ / dyᵀ, and dxᵀ (d_in, n). */
+/* uav (t_nnz) and g (t_nnz); with rows, for one tile of TILE tokens: xᵀ
+ * (d_in, TILE), Hᵀ and dHᵀ (K, TILE), a (max(d_in, d_out), TILE) buffer for
+ * yᵀ / dyᵀ, and dxᵀ (d_in, TILE). */
 size_t rl_tern_work_size(const rl_adapter *a, int n_max)
 {
-    size_t n = (size_t)n_max, big = (size_t)(a->d_in > a->d_out ? a->d_in : a->d_out);
+    size_t n = n_max == 0 ? 0 : TILE, big = (size_t)(a->d_in > a->d_out ? a->d_in : a->d_out);
     return 2 * a->t_nnz + n * (2 * (size_t)a->d_in + 2 * (size_t)a->K + big);
 }
 
@@ -212,7 +218,7 @@ static void ua_cols(const rl_adapter *a, float *dstT, const float *uav, const fl
     }
 }
 
-/* g[c,q] = scale · <Hᵀ[c], srcᵀ[q]> at A's nonzeros */
+/* g[c,q] += scale · <Hᵀ[c], srcᵀ[q]> at A's nonzeros */
 static void ua_grad(const rl_adapter *a, float *g, const float *HT, const float *srcT, float scale, int n)
 {
     const rl_shared_bases *B = a->bases;
@@ -222,16 +228,42 @@ static void ua_grad(const rl_adapter *a, float *g, const float *HT, const float 
         float *gc = g + a->t_off[c];
         const float *h = HT + (size_t)c * n;
         for (int j = B->a_ptr[k]; j < a->t_aend[k]; j++)
-            *gc++ = scale * (float)dot(h, srcT + (size_t)B->a_idx[j] * n, n);
+            *gc++ += scale * (float)dot(h, srcT + (size_t)B->a_idx[j] * n, n);
     }
 }
 
+static void tern_forward_tile(rl_adapter *a, const float *uav, const float *x, int n, float *y);
+static void tern_backward_tile(rl_adapter *a, const float *uav, const float *x, const float *dy, int n, float *dx);
+
 void rl_tern_forward(rl_adapter *a, const float *x, int n, float *y)
+{
+    tws w = ws_of(a, TILE);
+    build_uav(a, w.uav);
+    for (int t0 = 0; t0 < n; t0 += TILE) {
+        int m = n - t0 < TILE ? n - t0 : TILE;
+        tern_forward_tile(a, w.uav, x + (size_t)t0 * a->d_in, m, y + (size_t)t0 * a->d_out);
+    }
+}
+
+void rl_tern_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
+{
+    tws w = ws_of(a, TILE);
+    build_uav(a, w.uav);
+    memset(w.g, 0, a->t_nnz * sizeof(float));
+    for (int t0 = 0; t0 < n; t0 += TILE) {
+        int m = n - t0 < TILE ? n - t0 : TILE;
+        tern_backward_tile(a, w.uav, x + (size_t)t0 * a->d_in, dy + (size_t)t0 * a->d_out, m,
+                           dx ? dx + (size_t)t0 * a->d_in : NULL);
+    }
+    factor_grads(a, w.g);
+}
+
+static void tern_forward_tile(rl_adapter *a, const float *uav, const float *x, int n, float *y)
 {
     const int di = a->d_in, dout = a->d_out;
     const float s = a->scaling;
-    tws w = ws_of(a, n);
-    build_uav(a, w.uav);
+    tws w = ws_of(a, TILE);
+    (void)uav;
     transpose(w.xT, x, n, di);
     memset(w.bT, 0, (size_t)n * dout * sizeof(float));
     if (di <= dout) {
@@ -244,12 +276,12 @@ void rl_tern_forward(rl_adapter *a, const float *x, int n, float *y)
     add_transposed(y, w.bT, n, dout);
 }
 
-void rl_tern_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
+static void tern_backward_tile(rl_adapter *a, const float *uav, const float *x, const float *dy, int n, float *dx)
 {
     const int di = a->d_in, dout = a->d_out;
     const float s = a->scaling;
-    tws w = ws_of(a, n);
-    build_uav(a, w.uav);
+    tws w = ws_of(a, TILE);
+    (void)uav;
     transpose(w.xT, x, n, di);
     transpose(w.bT, dy, n, dout);                  /* dyᵀ (d_out, n) */
     if (di <= dout) {
@@ -268,7 +300,6 @@ void rl_tern_backward(rl_adapter *a, const float *x, const float *dy, int n, flo
             ub_rows(a, w.dxT, w.dHT, di, 1.0f, n); /* dxᵀ += UB dHᵀ */
         }
     }
-    factor_grads(a, w.g);
     if (dx) add_transposed(dx, w.dxT, n, di);
 }
 

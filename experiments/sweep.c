@@ -101,6 +101,26 @@ void sweep_usage_common(FILE *out)
             "  the ranks (shared results directory); rank 0 assembles the tables and plots.\n");
 }
 
+int sweep_parse_args(sweep_opts *o, int argc, char **argv, const char *cmd, void (*usage)(FILE *),
+                     int (*extra)(void *ctx, int argc, char **argv, int *i), void *ctx)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        int k = sweep_parse_common(o, argc, argv, &i, cmd);
+        if (k == 0 && extra) k = extra(ctx, argc, argv, &i);
+        if (k < 0) return -1;
+        if (k == 0) {
+            fprintf(stderr, "%s: unknown flag '%s'\n", cmd, argv[i]);
+            usage(stderr);
+            return -1;
+        }
+    }
+    return 1;
+}
+
 /* ---- CSV ---- */
 
 static char **split(char *line, int *n)

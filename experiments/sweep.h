@@ -38,6 +38,14 @@ void sweep_opts_init(sweep_opts *o, const char *name);
 int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char *cmd);
 void sweep_usage_common(FILE *out);
 
+/* The whole argument loop of a sweep: -h/--help prints usage and returns 0
+ * (the caller exits 0); the common flags; then `extra` (may be NULL) for the
+ * sweep's own flags, which returns 1 if it consumed argv[*i] (and its
+ * value), 0 if it does not know it, -1 on a bad value (message printed).
+ * Returns 1 to go on, -1 on bad usage (message and usage printed). */
+int sweep_parse_args(sweep_opts *o, int argc, char **argv, const char *cmd, void (*usage)(FILE *),
+                     int (*extra)(void *ctx, int argc, char **argv, int *i), void *ctx);
+
 /* A CSV table read whole: header names and rows of fields (strings). */
 typedef struct {
     int ncol, nrow;

@@ -205,19 +205,8 @@ int sweep_cost(int argc, char **argv)
 {
     sweep_opts o;
     sweep_opts_init(&o, "cost");
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        int k = sweep_parse_common(&o, argc, argv, &i, "randlora sweep cost");
-        if (k < 0) return 2;
-        if (k == 0) {
-            fprintf(stderr, "randlora sweep cost: unknown flag '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+    int pa = sweep_parse_args(&o, argc, argv, "randlora sweep cost", usage, NULL, NULL);
+    if (pa <= 0) return pa < 0 ? 2 : 0;
     grid g = {0};
     build_grid(&g, o.full);
     rl_sweep *sw[N_TABLES] = {0};

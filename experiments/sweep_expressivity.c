@@ -123,19 +123,8 @@ int sweep_expressivity(int argc, char **argv)
 {
     sweep_opts o;
     sweep_opts_init(&o, "expressivity");
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        int k = sweep_parse_common(&o, argc, argv, &i, "randlora sweep expressivity");
-        if (k < 0) return 2;
-        if (k == 0) {
-            fprintf(stderr, "randlora sweep expressivity: unknown flag '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+    int pa = sweep_parse_args(&o, argc, argv, "randlora sweep expressivity", usage, NULL, NULL);
+    if (pa <= 0) return pa < 0 ? 2 : 0;
     const int D = o.full ? 256 : 128, seeds = o.full ? 3 : 2, steps = o.full ? 2000 : 600;
     static const double lrs[3] = {3e-3, 1e-2, 3e-2};
     /* grid */

@@ -400,6 +400,19 @@ static void write_summary(const char *dir)
     }
 }
 
+/* --seeds N (1..32) */
+static int seeds_flag(void *ctx, int argc, char **argv, int *i)
+{
+    if (strcmp(argv[*i], "--seeds") != 0) return 0;
+    int *seeds = ctx;
+    *seeds = *i + 1 < argc ? atoi(argv[++*i]) : 0;
+    if (*seeds < 1 || *seeds > 32) {
+        fprintf(stderr, "randlora sweep finetune: --seeds '%s' outside 1..32\n", *i < argc ? argv[*i] : "");
+        return -1;
+    }
+    return 1;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: randlora sweep finetune [--full] [--seeds N] [--force] [--shard i/n] [--quiet] [--results DIR]\n"
@@ -415,27 +428,8 @@ int sweep_finetune(int argc, char **argv)
     sweep_opts o;
     sweep_opts_init(&o, "finetune");
     int seeds = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
-            seeds = atoi(argv[++i]);
-            if (seeds < 1 || seeds > 32) {
-                fprintf(stderr, "randlora sweep finetune: --seeds '%s' outside 1..32\n", argv[i]);
-                return 2;
-            }
-            continue;
-        }
-        int k = sweep_parse_common(&o, argc, argv, &i, "randlora sweep finetune");
-        if (k < 0) return 2;
-        if (k == 0) {
-            fprintf(stderr, "randlora sweep finetune: unknown flag '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+    int pa = sweep_parse_args(&o, argc, argv, "randlora sweep finetune", usage, seeds_flag, &seeds);
+    if (pa <= 0) return pa < 0 ? 2 : 0;
     if (!seeds) seeds = o.full ? 5 : 3;
     const int epochs = o.full ? 6 : 3;
     rl_blas_set_threads(1);

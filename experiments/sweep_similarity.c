@@ -58,6 +58,18 @@ static rl_status reps_of(const char *path, const rl_dataset *d, int n, float *re
     return st;
 }
 
+/* --finetune DIR */
+static int finetune_flag(void *ctx, int argc, char **argv, int *i)
+{
+    if (strcmp(argv[*i], "--finetune") != 0) return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "randlora sweep similarity: --finetune needs a directory\n");
+        return -1;
+    }
+    *(const char **)ctx = argv[++*i];
+    return 1;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: randlora sweep similarity [--finetune DIR] [--quiet] [--results DIR]\n"
@@ -71,23 +83,8 @@ int sweep_similarity(int argc, char **argv)
     sweep_opts o;
     sweep_opts_init(&o, "similarity");
     const char *ftdir = "results/finetune";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--finetune") && i + 1 < argc) {
-            ftdir = argv[++i];
-            continue;
-        }
-        int k = sweep_parse_common(&o, argc, argv, &i, "randlora sweep similarity");
-        if (k < 0) return 2;
-        if (k == 0) {
-            fprintf(stderr, "randlora sweep similarity: unknown flag '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+    int pa = sweep_parse_args(&o, argc, argv, "randlora sweep similarity", usage, finetune_flag, &ftdir);
+    if (pa <= 0) return pa < 0 ? 2 : 0;
     if (!sweep_is_root()) return 0; /* not a grid: rank 0 alone computes it */
     if (rl_mkdir_p(o.dir) != RL_OK || rl_manifest_write(o.dir, "similarity", argc, argv, NULL, 0) != RL_OK) {
         fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());

@@ -11,6 +11,12 @@
 #define RL_TEST_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "core/rl_tensor.h"
 
@@ -22,6 +28,30 @@ static inline void rl_test_check_leak(void)
 {
     cr_assert_eq(rl_mem_current(), rl_test_mem0, "tracked allocations leaked: %zu -> %zu bytes",
                  rl_test_mem0, rl_mem_current());
+}
+
+/* A fresh directory /tmp/<prefix>XXXXXX for one test, into dir[64]. */
+static inline void rl_test_tmpdir(char dir[64], const char *prefix)
+{
+    snprintf(dir, 64, "/tmp/%sXXXXXX", prefix);
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+}
+
+/* Remove every file (and empty folder) left in dir, then dir itself. */
+static inline void rl_test_rmdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[512];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (unlink(p) != 0) rmdir(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
 }
 
 #define RL_TEST(suite, name)                                                                       \

@@ -29,27 +29,11 @@ static char g_dir[64];
 
 static void st_init(void)
 {
-    strcpy(g_dir, "/tmp/rl_st_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+    rl_test_tmpdir(g_dir, "rl_st_");
     rl_test_mark();
 }
 
-/* Remove every file (and empty folder) left in the temp dir, then the dir. */
-static void st_fini(void)
-{
-    DIR *d = opendir(g_dir);
-    if (d) {
-        struct dirent *e;
-        char p[512];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-            if (unlink(p) != 0) rmdir(p);
-        }
-        closedir(d);
-    }
-    rmdir(g_dir); /* the leak check runs inside each test (RL_TEST) */
-}
+static void st_fini(void) { rl_test_rmdir(g_dir); /* the leak check runs inside each test (RL_TEST) */ }
 
 TestSuite(safetensors, .init = st_init, .fini = st_fini);
 

@@ -443,7 +443,7 @@ static void bench_section(sbuf *b, const char *dir)
     }
     if (have_py && r1 >= 0) {
         for (int th = 1; th <= 2; th++) {
-            char ths[4];
+            char ths[16];
             snprintf(ths, sizeof ths, "%d", th);
             int p = find(&py, "method", "randlora", "threads", ths, NULL);
             int c = th == 1 ? r1 : r2;

@@ -232,8 +232,8 @@ static void ua_grad(const rl_adapter *a, float *g, const float *HT, const float 
     }
 }
 
-static void tern_forward_tile(rl_adapter *a, const float *uav, const float *x, int n, float *y);
-static void tern_backward_tile(rl_adapter *a, const float *uav, const float *x, const float *dy, int n, float *dx);
+static void tern_forward_tile(rl_adapter *a, const float *x, int n, float *y);
+static void tern_backward_tile(rl_adapter *a, const float *x, const float *dy, int n, float *dx);
 
 void rl_tern_forward(rl_adapter *a, const float *x, int n, float *y)
 {
@@ -241,7 +241,7 @@ void rl_tern_forward(rl_adapter *a, const float *x, int n, float *y)
     build_uav(a, w.uav);
     for (int t0 = 0; t0 < n; t0 += TILE) {
         int m = n - t0 < TILE ? n - t0 : TILE;
-        tern_forward_tile(a, w.uav, x + (size_t)t0 * a->d_in, m, y + (size_t)t0 * a->d_out);
+        tern_forward_tile(a, x + (size_t)t0 * a->d_in, m, y + (size_t)t0 * a->d_out);
     }
 }
 
@@ -252,18 +252,18 @@ void rl_tern_backward(rl_adapter *a, const float *x, const float *dy, int n, flo
     memset(w.g, 0, a->t_nnz * sizeof(float));
     for (int t0 = 0; t0 < n; t0 += TILE) {
         int m = n - t0 < TILE ? n - t0 : TILE;
-        tern_backward_tile(a, w.uav, x + (size_t)t0 * a->d_in, dy + (size_t)t0 * a->d_out, m,
+        tern_backward_tile(a, x + (size_t)t0 * a->d_in, dy + (size_t)t0 * a->d_out, m,
                            dx ? dx + (size_t)t0 * a->d_in : NULL);
     }
     factor_grads(a, w.g);
 }
 
-static void tern_forward_tile(rl_adapter *a, const float *uav, const float *x, int n, float *y)
+/* One tile of n <= TILE tokens; UA's values (w.uav) are already built. */
+static void tern_forward_tile(rl_adapter *a, const float *x, int n, float *y)
 {
     const int di = a->d_in, dout = a->d_out;
     const float s = a->scaling;
     tws w = ws_of(a, TILE);
-    (void)uav;
     transpose(w.xT, x, n, di);
     memset(w.bT, 0, (size_t)n * dout * sizeof(float));
     if (di <= dout) {
@@ -276,12 +276,12 @@ static void tern_forward_tile(rl_adapter *a, const float *uav, const float *x, i
     add_transposed(y, w.bT, n, dout);
 }
 
-static void tern_backward_tile(rl_adapter *a, const float *uav, const float *x, const float *dy, int n, float *dx)
+/* One tile; g accumulates over the tiles (zeroed by rl_tern_backward). */
+static void tern_backward_tile(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
 {
     const int di = a->d_in, dout = a->d_out;
     const float s = a->scaling;
     tws w = ws_of(a, TILE);
-    (void)uav;
     transpose(w.xT, x, n, di);
     transpose(w.bT, dy, n, dout);                  /* dyᵀ (d_out, n) */
     if (di <= dout) {

@@ -129,7 +129,7 @@ rl_status rl_model_new(rl_model **out, const rl_model_config *cfg, uint64_t seed
     if (!m) return rl_fail(RL_ENOMEM, "model: no memory");
     m->cfg = *cfg;
     const rl_model_config *c = cfg;
-    size_t off = 0, acts = 0;
+    size_t off = 0;
     int width = 0;
     if (c->kind == RL_MODEL_MLP) {
         m->n_max = c->max_batch;
@@ -140,7 +140,6 @@ rl_status rl_model_new(rl_model **out, const rl_model_config *cfg, uint64_t seed
             add_linear(m, name, tgt, c->hidden, (int)mlp_width(c, l), &off);
         }
         width = c->hidden;
-        acts = (size_t)c->max_batch * ((size_t)c->in_dim + 2 * (size_t)c->depth * c->hidden);
     } else {
         const int side = c->image / c->patch, d = c->dim;
         m->T = side * side;
@@ -246,7 +245,6 @@ rl_status rl_model_new(rl_model **out, const rl_model_config *cfg, uint64_t seed
         m->dP = rl_alloc_floats((size_t)T * T);
         if (!m->xp || !m->meanf || !m->rstdf || !m->pooled || !m->dpooled || !m->dmlp || !m->dP) goto oom;
     }
-    (void)acts;
     init_weights(m, seed);
     rl_model_reset_head(m, seed ^ 0x9e3779b97f4a7c15ull);
     *out = m;

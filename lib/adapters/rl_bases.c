@@ -212,6 +212,23 @@ rl_status rl_shared_bases_new(rl_shared_bases **out, rl_method method, int r,
     return RL_OK;
 }
 
+int rl_shared_bases_shapes(const rl_shared_bases *b, int shape_a[3], int shape_b[3])
+{
+    if (b->method == RL_METHOD_RANDLORA) {
+        shape_a[0] = b->r, shape_a[1] = 1, shape_a[2] = b->min_dim;
+        shape_b[0] = b->max_dim, shape_b[1] = b->n_bases, shape_b[2] = b->r;
+        return 3;
+    }
+    shape_a[0] = b->r, shape_a[1] = b->max_in;
+    shape_b[0] = b->max_out, shape_b[1] = b->r;
+    return 2;
+}
+
+const char *rl_shared_bases_prefix(const rl_shared_bases *b)
+{
+    return b->method == RL_METHOD_RANDLORA ? "randlora" : "vera";
+}
+
 void rl_shared_bases_free(rl_shared_bases *b)
 {
     if (!b) return;

@@ -76,6 +76,13 @@ rl_status rl_shared_bases_new(rl_shared_bases **out, rl_method method, int r,
                               rl_fmt fmt, rl_fma fma, uint64_t key);
 void rl_shared_bases_free(rl_shared_bases *b);
 
+/* The shapes PEFT stores the two tensors with: RandLora A (r, 1, min_dim)
+ * and B (max_dim, n_bases, r); VeRA A (r, I) and B (O, r). Fills shape_a and
+ * shape_b and returns their ndim (3 or 2). */
+int rl_shared_bases_shapes(const rl_shared_bases *b, int shape_a[3], int shape_b[3]);
+/* "randlora" or "vera": PEFT's prefix of the tensors' names (randlora_A, vera_B, ...). */
+const char *rl_shared_bases_prefix(const rl_shared_bases *b);
+
 /* Defaults PEFT uses on a CPU machine: bf16 dense bases, FMA float32 draws. */
 #define RL_BASES_FMT_DEFAULT RL_BF16
 #define RL_BASES_FMA_DEFAULT RL_FMA

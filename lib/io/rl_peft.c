@@ -325,17 +325,8 @@ static rl_status load_bases(rl_peft *p, const rl_st_file *f)
     RL_TRY(rl_shared_bases_new(&p->bases, p->method, p->cfg.r, O, I, p->kind, RL_BASES_FMT_DEFAULT,
                                RL_BASES_FMA_DEFAULT, p->key));
     rl_shared_bases *b = p->bases;
-    int sa[3], sb[3], nd;
-    const char *bname = p->method == RL_METHOD_RANDLORA ? "randlora" : "vera";
-    if (p->method == RL_METHOD_RANDLORA) {
-        nd = 3;
-        sa[0] = b->r, sa[1] = 1, sa[2] = b->min_dim;
-        sb[0] = b->max_dim, sb[1] = b->n_bases, sb[2] = b->r;
-    } else {
-        nd = 2;
-        sa[0] = b->r, sa[1] = I;
-        sb[0] = O, sb[1] = b->r;
-    }
+    int sa[3], sb[3], nd = rl_shared_bases_shapes(b, sa, sb);
+    const char *bname = rl_shared_bases_prefix(b);
     float *A = rl_alloc_floats(b->a_len), *B = rl_alloc_floats(b->b_len);
     rl_status st = RL_OK;
     if (!A || !B) {
@@ -520,17 +511,8 @@ static rl_status copy_file(const char *from, const char *to)
 static rl_status write_bases(const rl_peft *p, rl_st_writer *w, rl_dtype dt, bool per_layer)
 {
     const rl_shared_bases *b = p->bases;
-    int sa[3], sb[3], nd;
-    const char *bname = p->method == RL_METHOD_RANDLORA ? "randlora" : "vera";
-    if (p->method == RL_METHOD_RANDLORA) {
-        nd = 3;
-        sa[0] = b->r, sa[1] = 1, sa[2] = b->min_dim;
-        sb[0] = b->max_dim, sb[1] = b->n_bases, sb[2] = b->r;
-    } else {
-        nd = 2;
-        sa[0] = b->r, sa[1] = b->max_in;
-        sb[0] = b->max_out, sb[1] = b->r;
-    }
+    int sa[3], sb[3], nd = rl_shared_bases_shapes(b, sa, sb);
+    const char *bname = rl_shared_bases_prefix(b);
     char key[1024];
     snprintf(key, sizeof key, "base_model.%s_A", bname);
     RL_TRY(rl_st_writer_add(w, key, dt, nd, sa, b->A));

@@ -712,14 +712,11 @@ rl_status rl_model_save_adapters(const rl_model *m, const char *path)
     }
     if (st == RL_OK && m->bases) {
         const rl_shared_bases *b = m->bases;
-        bool rl = b->method == RL_METHOD_RANDLORA;
-        int sa3[3] = {b->r, 1, b->min_dim}, sb3[3] = {b->max_dim, b->n_bases, b->r};
-        int sa2[2] = {b->r, b->max_in}, sb2[2] = {b->max_out, b->r};
-        st = rl_st_writer_add(w, rl ? "base_model.randlora_A" : "base_model.vera_A", RL_DT_F32, rl ? 3 : 2,
-                              rl ? sa3 : sa2, b->A);
-        if (st == RL_OK)
-            st = rl_st_writer_add(w, rl ? "base_model.randlora_B" : "base_model.vera_B", RL_DT_F32, rl ? 3 : 2,
-                                  rl ? sb3 : sb2, b->B);
+        int sa[3], sb[3], nd = rl_shared_bases_shapes(b, sa, sb);
+        snprintf(name, sizeof name, "base_model.%s_A", rl_shared_bases_prefix(b));
+        st = rl_st_writer_add(w, name, RL_DT_F32, nd, sa, b->A);
+        snprintf(name, sizeof name, "base_model.%s_B", rl_shared_bases_prefix(b));
+        if (st == RL_OK) st = rl_st_writer_add(w, name, RL_DT_F32, nd, sb, b->B);
     }
     if (st == RL_OK) st = rl_st_writer_save(w, path);
     rl_st_writer_free(w);
@@ -750,8 +747,9 @@ rl_status rl_model_load_adapters(rl_model *m, const char *path)
     }
     if (st == RL_OK && m->bases) {
         const rl_shared_bases *b = m->bases;
-        const char *keys[2] = {b->method == RL_METHOD_RANDLORA ? "base_model.randlora_A" : "base_model.vera_A",
-                               b->method == RL_METHOD_RANDLORA ? "base_model.randlora_B" : "base_model.vera_B"};
+        char keys[2][48];
+        snprintf(keys[0], sizeof keys[0], "base_model.%s_A", rl_shared_bases_prefix(b));
+        snprintf(keys[1], sizeof keys[1], "base_model.%s_B", rl_shared_bases_prefix(b));
         const float *mine[2] = {b->A, b->B};
         size_t lens[2] = {b->a_len, b->b_len};
         for (int k = 0; k < 2 && st == RL_OK; k++) {

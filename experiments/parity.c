@@ -135,16 +135,20 @@ static bool judge(ctx *c, const char *what, double err)
     return false;
 }
 
-/* Judge a gradient against a finite difference (fd_check) instead of an
- * unusable reference, with its own tolerance PARITY_FD_TOL. */
-static void judge_fd(ctx *c, const char *what, double err)
+/* A reference gradient that is all zero while ours is not: the file is
+ * defective. It fails, naming the tensor; the finite-difference error of
+ * ours against the file's own loss goes into the message and fd_max_err. */
+static void judge_zero_ref(ctx *c, const char *key, double fd_err)
 {
-    if (err > c->res->fd_max_err || isnan(err)) c->res->fd_max_err = err;
-    if (err <= PARITY_FD_TOL) return;
+    c->res->ref_grad_zero++;
+    if (fd_err > c->res->fd_max_err || isnan(fd_err)) c->res->fd_max_err = fd_err;
     if (c->res->pass) {
         c->res->pass = false;
-        snprintf(c->res->fail_what, sizeof c->res->fail_what, "%s", what);
-        c->res->fail_err = err;
+        snprintf(c->res->fail_what, sizeof c->res->fail_what,
+                 "%s is all zero although the loss moves with it (a defect of the reference file; ours %s "
+                 "a finite difference of the loss: err %.2e)",
+                 key, fd_err <= PARITY_FD_TOL ? "agrees with" : "DISAGREES with", fd_err);
+        c->res->fail_err = INFINITY;
     }
 }
 
@@ -259,11 +263,17 @@ static rl_status fd_check(rl_adapter *a, const rl_param_info *p, const float *x,
     return RL_OK;
 }
 
+/* *w = max(*w, e), NaN-sticky */
+static void keep_worst(double *w, double e)
+{
+    if (e > *w || isnan(e)) *w = e;
+}
+
 static rl_status check_layer(ctx *c, int li, const rl_adapter_config *cfg,
                              const rl_shared_bases *bases, int d_out, int d_in, int tokens)
 {
     const rl_st_file *f = c->f;
-    char key[160], what[160];
+    char key[160];
     rl_adapter *a = NULL;
     float *x = NULL, *W = NULL, *bias = NULL, *dy = NULL, *y = NULL, *dx = NULL, *dw = NULL;
     float *ref = NULL, *ref2 = NULL;
@@ -340,7 +350,11 @@ static rl_status check_layer(ctx *c, int li, const rl_adapter_config *cfg,
     if ((st = rl_adapter_backward(a, x, dy, tokens, dx)) != RL_OK) goto done;
     snprintf(key, sizeof key, "layers.%d.expect.grad.x", li);
     if ((st = load(f, key, tokens, d_in, &ref)) != RL_OK) goto done;
-    judge(c, key, parity_rel_err(dx, ref, (size_t)tokens * d_in));
+    {
+        double e = parity_rel_err(dx, ref, (size_t)tokens * d_in);
+        judge(c, key, e);
+        keep_worst(&c->res->grad_rel, e);
+    }
     rl_dealloc(ref);
     ref = NULL;
     snprintf(key, sizeof key, "layers.%d.truth.grad.x", li);
@@ -358,17 +372,22 @@ static rl_status check_layer(ctx *c, int li, const rl_adapter_config *cfg,
         size_t n = (size_t)p->shape[0] * (p->ndim == 2 ? p->shape[1] : 1);
         const float *ours = rl_adapter_span(a).g + p->offset;
         if (all_zero(ref, n) && !all_zero(ours, n)) {
-            /* A zero reference gradient contradicts the reference's own loss
-             * whenever the loss moves with the parameter; decide by a finite
-             * difference of that loss (fd_check) and judge ours against it. */
             double fd_err = INFINITY;
             if ((st = fd_check(a, p, x, dy, tokens, d_out, y, &fd_err)) != RL_OK) goto done;
-            snprintf(what, sizeof what, "fd.grad.%s", p->name);
-            c->res->ref_grad_zero++;
-            judge_fd(c, what, fd_err);
+            judge_zero_ref(c, key, fd_err);
         } else {
-            snprintf(what, sizeof what, "%s", key);
-            judge(c, what, parity_rel_err(ours, ref, n));
+            double e = parity_rel_err(ours, ref, n);
+            judge(c, key, e);
+            keep_worst(&c->res->grad_rel, e);
+            keep_worst(&c->res->param_grad_rel, e);
+        }
+        snprintf(key, sizeof key, "layers.%d.truth.grad.%s", li, p->name);
+        if (rl_st_find(f, key)) {
+            if ((st = load(f, key, p->shape[0], p->shape[1], &ref2)) != RL_OK) goto done;
+            keep_worst(&c->res->truth_grad_rel, parity_rel_err(ours, ref2, n));
+            keep_worst(&c->res->peft_truth_grad_rel, parity_rel_err(ref, ref2, n));
+            rl_dealloc(ref2);
+            ref2 = NULL;
         }
         rl_dealloc(ref);
         ref = NULL;
@@ -511,6 +530,7 @@ rl_status parity_check_file(const char *path, double tol, parity_result *res)
 {
     memset(res, 0, sizeof *res);
     res->pass = true;
+    res->truth_grad_rel = res->peft_truth_grad_rel = -1.0; /* until a truth.grad.<param> is seen */
     rl_st_file *f = NULL;
     rl_status st = rl_st_open(&f, path);
     if (st != RL_OK) {
@@ -575,26 +595,33 @@ int cmd_parity(int argc, char **argv)
         return 2;
     }
     int passed = 0, failed = 0;
+    double worst_grad = 0.0, worst_truth_grad = -1.0;
     /* --out FILE: the same verdicts as CSV, written atomically at the end */
-    size_t ccap = 4096 + (size_t)(argc - first) * 512, clen = 0;
+    size_t ccap = 4096 + (size_t)(argc - first) * 768, clen = 0;
     char *csv = out_path ? malloc(ccap) : NULL;
     if (csv)
         clen += (size_t)snprintf(csv, ccap, "file,method,layers,pass,max_rel,max_rel_tensor,bases_mismatch,"
-                                            "bases_max_ulp,init_checked,truth_out_rel,truth_dx_rel,peft_truth_out_rel,"
+                                            "bases_max_ulp,init_checked,grad_rel,param_grad_rel,truth_out_rel,"
+                                            "truth_dx_rel,truth_grad_rel,peft_truth_out_rel,peft_truth_grad_rel,"
                                             "ref_grad_zero,fd_max_err,error\n");
     for (int i = first; i < argc; i++) {
         parity_result res;
         rl_status st = parity_check_file(argv[i], tol, &res);
-        if (csv && clen + 512 < ccap)
-            clen += (size_t)snprintf(csv + clen, ccap - clen, "%s,%s,%d,%s,%.3e,%s,%ld,%u,%d,%.3e,%.3e,%.3e,%d,%.3e,%s\n",
+        if (csv && clen + 768 < ccap)
+            clen += (size_t)snprintf(csv + clen, ccap - clen,
+                                     "%s,%s,%d,%s,%.3e,%s,%ld,%u,%d,%.3e,%.3e,%.3e,%.3e,%.3e,%.3e,%.3e,%d,%.3e,%s\n",
                                      argv[i], res.method, res.layers, res.pass ? "PASS" : "FAIL", res.max_rel,
                                      res.pass ? res.max_rel_what : res.fail_what, res.bases_mismatch, res.bases_max_ulp,
-                                     res.init_checked, res.truth_out_rel, res.truth_dx_rel, res.peft_truth_out_rel,
-                                     res.ref_grad_zero, res.fd_max_err, st != RL_OK ? rl_strerror(st) : "");
+                                     res.init_checked, res.grad_rel, res.param_grad_rel, res.truth_out_rel,
+                                     res.truth_dx_rel, res.truth_grad_rel, res.peft_truth_out_rel,
+                                     res.peft_truth_grad_rel, res.ref_grad_zero, res.fd_max_err,
+                                     st != RL_OK ? rl_strerror(st) : "");
         if (st != RL_OK) {
             printf("FAIL %s error %s: %s\n", argv[i], rl_strerror(st), rl_errmsg());
             failed++;
-        } else if (!res.pass) {
+            continue;
+        }
+        if (!res.pass) {
             printf("FAIL %s %s %.3g\n", argv[i], res.fail_what, res.fail_err);
             failed++;
         } else {
@@ -602,17 +629,20 @@ int cmd_parity(int argc, char **argv)
             if (strcmp(res.method, "lora") == 0) printf("none");
             else if (res.bases_mismatch == 0) printf("bit-exact");
             else printf("%ld-differ-max-%u-ulp", res.bases_mismatch, res.bases_max_ulp);
-            printf(" init=%d max_rel=%.2e (%s) vs_float64: output=%.2e dx=%.2e (peft_f32 output=%.2e)",
-                   res.init_checked, res.max_rel, res.max_rel_what, res.truth_out_rel,
-                   res.truth_dx_rel, res.peft_truth_out_rel);
-            if (res.ref_grad_zero)
-                printf(" WARNING: %d reference parameter gradients are all zero (invalid); "
-                       "checked by finite differences instead, max err %.2e",
-                       res.ref_grad_zero, res.fd_max_err);
-            printf("\n");
+            printf(" init=%d max_rel=%.2e (%s) grad=%.2e vs_float64: output=%.2e dx=%.2e", res.init_checked,
+                   res.max_rel, res.max_rel_what, res.grad_rel, res.truth_out_rel, res.truth_dx_rel);
+            if (res.truth_grad_rel >= 0) printf(" params=%.2e", res.truth_grad_rel);
+            printf(" (peft_f32 output=%.2e", res.peft_truth_out_rel);
+            if (res.peft_truth_grad_rel >= 0) printf(" params=%.2e", res.peft_truth_grad_rel);
+            printf(")\n");
             passed++;
         }
+        if (res.grad_rel > worst_grad || isnan(res.grad_rel)) worst_grad = res.grad_rel;
+        if (res.truth_grad_rel > worst_truth_grad) worst_truth_grad = res.truth_grad_rel;
     }
+    printf("worst gradient error vs PEFT %.2e", worst_grad);
+    if (worst_truth_grad >= 0) printf(", parameter gradients vs float64 truth %.2e", worst_truth_grad);
+    printf("\n");
     printf("%d passed, %d failed\n", passed, failed);
     if (csv) {
         if (rl_write_file_atomic(out_path, csv, clen) != RL_OK) {

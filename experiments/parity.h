@@ -11,12 +11,13 @@
  * gradient, and compare with expect.* by  max|ours - ref| / max|ref| <= tol.
  * Errors against the float64 truth.* are measured too and reported.
  *
- * A reference gradient that is identically zero while ours is not cannot be
- * taken on trust: the shared fixtures of peft-parity-v1 store all-zero
- * expect.grad.randlora_* and expect.grad.vera_* tensors although their own
- * outputs move with those parameters. Such a gradient is checked instead by
- * a finite difference of the fixture's loss L = Σ output ⊙ grad_output
- * (fd_check, PARITY_FD_TOL), and the PASS line says so.
+ * Parameter gradients are compared with expect.grad.<param> like every other
+ * tensor, and with the float64 truth.grad.<param> where the file has it. A
+ * reference gradient that is identically zero while ours is not is a defect
+ * of the reference file (the loss L = Σ output ⊙ grad_output moves with that
+ * parameter): the file FAILS, naming the tensor, and a finite difference of
+ * L (fd_check, PARITY_FD_TOL) is still computed and reported, so the message
+ * says whether ours agrees with the file's own loss.
  */
 #ifndef RL_PARITY_H
 #define RL_PARITY_H
@@ -40,7 +41,7 @@ typedef struct {
     bool pass;
     char method[16];
     int layers;
-    char fail_what[160];       /* the tensor that failed, if !pass */
+    char fail_what[320];       /* the tensor that failed (and why), if !pass */
     double fail_err;
     double max_rel;            /* worst expect.* error over all tensors */
     char max_rel_what[160];
@@ -50,9 +51,13 @@ typedef struct {
     double truth_out_rel;      /* ours vs float64 truth.output (worst layer) */
     double truth_dx_rel;       /* ours vs float64 truth.grad.x */
     double peft_truth_out_rel; /* PEFT's float32 expect.output vs truth.output */
-    int ref_grad_zero;         /* expect.grad.<param> that were all zero while ours
-                                  were not: judged by finite differences instead */
-    double fd_max_err;         /* worst finite-difference error among those */
+    double grad_rel;           /* worst expect.grad.* error (x and parameters) */
+    double param_grad_rel;     /* worst expect.grad.<param> error */
+    double truth_grad_rel;     /* ours vs float64 truth.grad.<param> (worst; -1: no truth.grad.<param>) */
+    double peft_truth_grad_rel;/* PEFT's float32 expect.grad.<param> vs truth.grad.<param> */
+    int ref_grad_zero;         /* expect.grad.<param> that were all zero while ours were
+                                  not: a defect of the file, which then fails */
+    double fd_max_err;         /* worst finite-difference error of ours among those */
 } parity_result;
 
 /* Check one file. Returns RL_OK when the file could be read and checked (the

@@ -63,8 +63,18 @@ ParameterizedTest(pcase *c, parity, reference_file_passes)
         cr_assert_eq(res.bases_mismatch, 0, "%s: %ld base elements differ", path, res.bases_mismatch);
         cr_assert(res.init_checked >= 2 * res.layers, "init values were compared");
     }
-    /* the PEFT-made extra files carry real parameter gradients: no fallback */
-    if (c->extra) cr_assert_eq(res.ref_grad_zero, 0, "%s: unexpected all-zero reference gradient", path);
+    /* every file carries PEFT's real parameter gradients: none is all zero */
+    cr_assert_eq(res.ref_grad_zero, 0, "%s: unexpected all-zero reference gradient", path);
+    cr_assert(res.grad_rel > 0.0 && res.grad_rel <= PARITY_DEFAULT_TOL, "%s: grad err %g", path, res.grad_rel);
+    if (strcmp(res.method, "lora") != 0)
+        cr_assert(res.param_grad_rel > 0.0, "%s: parameter gradients were compared", path);
+    /* Against the float64 truth, where the file has it: the same float32
+     * bound as against PEFT (reductions of at most a few hundred terms,
+     * relative rounding ~1e-7 each side). */
+    cr_assert(res.truth_out_rel <= PARITY_DEFAULT_TOL && res.truth_dx_rel <= PARITY_DEFAULT_TOL, "%s", path);
+    if (strcmp(res.method, "lora") != 0)
+        cr_assert(res.truth_grad_rel >= 0.0, "%s: truth.grad.<param> present and compared", path);
+    cr_assert(res.truth_grad_rel <= PARITY_DEFAULT_TOL, "%s: truth grad err %g", path, res.truth_grad_rel);
     rl_test_check_leak();
 }
 
@@ -188,14 +198,42 @@ RL_TEST(parity, bad_files_are_errors_not_crashes)
     unlink(p);
 }
 
-/* The shared files' all-zero parameter gradients are refuted, not trusted. */
-RL_TEST(parity, zero_reference_gradients_are_checked_by_finite_differences)
+/* A reference file whose parameter gradient is all zero (the defect of the
+ * first shared files) fails, naming the tensor; the finite-difference guard
+ * still says that ours agrees with the file's own loss. */
+RL_TEST(parity, all_zero_reference_gradient_fails_the_file)
 {
+    const char *files[2] = {"tests/fixtures/peft/randlora_dense_square.safetensors",
+                            "tests/fixtures/peft/vera_two_layers.safetensors"};
+    const char *zeroed[2] = {"layers.0.expect.grad.randlora_gamma", "layers.1.expect.grad.vera_lambda_b"};
+    for (int i = 0; i < 2; i++) {
+        char p[256];
+        tmp_path(p, sizeof p, "zero");
+        write_variant(files[i], p, zeroed[i], 0.0f, NULL, NULL);
+        parity_result res;
+        cr_assert_eq(parity_check_file(p, PARITY_DEFAULT_TOL, &res), RL_OK, "%s", rl_errmsg());
+        cr_assert_not(res.pass, "%s: a zeroed gradient must fail", zeroed[i]);
+        cr_assert_eq(res.ref_grad_zero, 1);
+        cr_assert(strstr(res.fail_what, zeroed[i]) != NULL, "%s", res.fail_what);
+        cr_assert(strstr(res.fail_what, "all zero") && strstr(res.fail_what, "agrees with"), "%s", res.fail_what);
+        cr_assert(res.fd_max_err <= PARITY_FD_TOL, "fd err %g", res.fd_max_err);
+        unlink(p);
+    }
+}
+
+/* A wrong parameter gradient in the reference fails at the usual tolerance
+ * (no finite-difference fallback hides it). */
+RL_TEST(parity, detects_wrong_parameter_gradient_in_shared_file)
+{
+    char p[256];
+    tmp_path(p, sizeof p, "lam");
+    write_variant("tests/fixtures/peft/randlora_sparse.safetensors", p, "layers.0.expect.grad.randlora_lambda",
+                  1.0001f, NULL, NULL);
     parity_result res;
-    cr_assert_eq(parity_check_file("tests/fixtures/peft/randlora_dense_square.safetensors", 1e-5, &res), RL_OK);
-    cr_assert(res.pass);
-    cr_assert_eq(res.ref_grad_zero, 2);
-    cr_assert(res.fd_max_err <= PARITY_FD_TOL);
+    cr_assert_eq(parity_check_file(p, PARITY_DEFAULT_TOL, &res), RL_OK);
+    cr_assert_not(res.pass);
+    cr_assert_str_eq(res.fail_what, "layers.0.expect.grad.randlora_lambda");
+    unlink(p);
 }
 
 RL_TEST(parity, ulp_distance)

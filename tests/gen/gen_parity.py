@@ -346,6 +346,9 @@ def run_case(pm, layers, case, vals):
         (y64 * go.double()).sum().backward()
         out[pre + "truth.output"] = y64.detach()
         out[pre + "truth.grad.x"] = x64.grad.detach()
+        if m != "lora":  # as in ../shared/parity: truth.grad.<param> for RandLora and VeRA
+            for p in PARAMS[m]:
+                out[pre + "truth.grad." + p] = get_param(ly64, m, p).grad.detach().clone()
         # sanity: merge with PEFT's own merge(): merged forward - base forward == x @ dW^T
         lm = copy.deepcopy(ly)
         with torch.no_grad():

@@ -1,0 +1,236 @@
+/* report_claims.c -- the claims table, the rank section and the fine-tuning
+ * table of REPORT.md. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+void report_claims(sbuf *b, const char *dir)
+{
+    csv_table t;
+    char m[600];
+    rp_put(b, "| claim | reference (source) | measured (source) | verdict | rule |\n|---|---|---|---|---|\n");
+
+    /* (1) full rank */
+    if (rp_table(dir, "rank/rank.csv", &t)) {
+        int n = 0, f32 = 0, f64 = 0, n64 = 0;
+        for (int r = 0; r < t.nrow; r++)
+            if (!strcmp(rp_cell(&t, r, "method"), "randlora") && !strcmp(rp_cell(&t, r, "bases"), "dense") &&
+                (!strcmp(rp_cell(&t, r, "state"), "perturbed") || !strcmp(rp_cell(&t, r, "state"), "trained"))) {
+                n++;
+                f32 += atoi(rp_cell(&t, r, "full_rank")) == 1;
+                if (rp_num(&t, r, "rank_f64") >= 0) {
+                    n64++;
+                    f64 += rp_num(&t, r, "rank_f64") >= rp_num(&t, r, "min_dim");
+                }
+            }
+        snprintf(m, sizeof m, "dense RandLora with moved gammas: full rank at the float32 tolerance in %d / %d; "
+                              "in float64 in %d / %d (`rank/rank.csv`)", f32, n, f64, n64);
+        rp_claim_row(b, "ΔW is full rank once num_bases·r ≥ min_dim",
+                  "paper §3 / PEFT docs: n = ⌈min(d,k)/r⌉ bases reach rank min(d,k) (paper-results.md §1)", m,
+                  n == 0 ? "not measured" : f32 == n ? "holds" : (n64 && f64 == n64) ? "holds in float64 only" : "does not hold",
+                  "all points full rank at σ_max·max(m,n)·FLT_EPSILON; else whether the float64 rank is min_dim");
+        csv_free(&t);
+    } else {
+        rp_claim_row(b, "ΔW is full rank once num_bases·r ≥ min_dim", "paper §3", "—", "not measured", "needs rank/rank.csv");
+    }
+    /* (2) params grow as r shrinks */
+    if (rp_table(dir, "rank/params.csv", &t)) {
+        bool mono = true;
+        double p1 = 0, p64 = 0;
+        for (int r = 0; r < t.nrow; r++)
+            for (int s = 0; s < t.nrow; s++)
+                if (!strcmp(rp_cell(&t, r, "method"), "randlora") && !strcmp(rp_cell(&t, s, "method"), "randlora") &&
+                    !strcmp(rp_cell(&t, r, "out"), rp_cell(&t, s, "out")) && !strcmp(rp_cell(&t, r, "in"), rp_cell(&t, s, "in")) &&
+                    rp_num(&t, r, "r") < rp_num(&t, s, "r") && rp_num(&t, r, "params") < rp_num(&t, s, "params"))
+                    mono = false;
+        int a = rp_find(&t, "method", "randlora", "out", "768", "in", "768", "r", "1", NULL);
+        int z = rp_find(&t, "method", "randlora", "out", "768", "in", "768", "r", "64", NULL);
+        if (a >= 0) p1 = rp_num(&t, a, "params");
+        if (z >= 0) p64 = rp_num(&t, z, "params");
+        snprintf(m, sizeof m, "768x768: %.0f params at r=1, %.0f at r=64 (`rank/params.csv`)", p1, p64);
+        rp_claim_row(b, "RandLora's trainable parameters grow as r shrinks",
+                  "PEFT: nb·(r + min_dim), nb = ⌈min_dim/r⌉ (paper-results.md §3, \"Small rank\")", m,
+                  mono ? "holds" : "does not hold", "params non-increasing in r for every shape");
+        csv_free(&t);
+    }
+    /* (3) PEFT anchors */
+    if (rp_table(dir, "params/anchors.csv", &t)) {
+        static const struct { const char *method, *r; long ref; } anc[4] = {
+            {"randlora", "32", 9289728}, {"lora", "32", 9175040}, {"lora", "64", 18350080}, {"vera", "256", 129024}};
+        int ok = 0, seen = 0;
+        char meas[400] = "";
+        for (int i = 0; i < 4; i++) {
+            int r = rp_find(&t, "method", anc[i].method, "r", anc[i].r, NULL);
+            if (r < 0) continue;
+            seen++;
+            ok += atol(rp_cell(&t, r, "params")) == anc[i].ref;
+            char one[96];
+            snprintf(one, sizeof one, "%s%s r=%s %s", seen > 1 ? "; " : "", anc[i].method, anc[i].r, rp_cell(&t, r, "params"));
+            strncat(meas, one, sizeof meas - strlen(meas) - 1);
+        }
+        snprintf(m, sizeof m, "%s (`params/anchors.csv`)", meas);
+        rp_claim_row(b, "Llama-3.2-3B q,v trainable parameters",
+                  "PEFT MetaMathQA JSONs: RandLora r=32 9,289,728; LoRA r=32 9,175,040; r=64 18,350,080; VeRA r=256 "
+                  "129,024 (paper-results.md §2.5)",
+                  m, seen == 4 && ok == 4 ? "holds" : seen ? "does not hold" : "not measured", "all four equal exactly");
+        csv_free(&t);
+    }
+    /* (4) time vs r */
+    if (rp_table(dir, "cost/time_vs_r.csv", &t)) {
+        double rl[3] = {0}, lo[3] = {0};
+        static const char *const rs[3] = {"1", "2", "32"};
+        for (int i = 0; i < 3; i++) {
+            int a = rp_find(&t, "method", "randlora", "bases", "dense", "path", "auto", "r", rs[i], "tokens", "1024", "threads", "1", NULL);
+            int l = rp_find(&t, "method", "lora", "r", rs[i], "tokens", "1024", "threads", "1", NULL);
+            if (a >= 0) rl[i] = rp_num(&t, a, "median_ms");
+            if (l >= 0) lo[i] = rp_num(&t, l, "median_ms");
+        }
+        if (rl[0] > 0 && lo[0] > 0 && rl[2] > 0) {
+            snprintf(m, sizeof m, "768x768, 1024 tokens, 1 thread: RandLora/LoRA %.2f at r=1, %.2f at r=2, %.2f at r=32; "
+                                  "RandLora r=1 / r=32 = %.2f (`cost/time_vs_r.csv`)",
+                     rl[0] / lo[0], rl[1] / lo[1], rl[2] / lo[2], rl[0] / rl[2]);
+            rp_claim_row(b, "RandLora slows down sharply for r < 4",
+                      "PEFT docs (PR #2524): \"ranks below 4 … large training time increase\" (paper-results.md §3)", m,
+                      rl[0] / rl[2] > 1.5 ? "holds" : "does not hold",
+                      "RandLora's r=1 step > 1.5 x its r=32 step (its own slowdown, not LoRA's speed)");
+            snprintf(m, sizeof m, "RandLora/LoRA step time at r=32: %.2f (`cost/time_vs_r.csv`)", rl[2] / lo[2]);
+            rp_claim_row(b, "RandLora trains slower than LoRA at the same r",
+                      "PEFT MetaMathQA r=32: 1422.6 s vs 942.0 s = x1.51 (paper-results.md §2.5)", m,
+                      rl[2] / lo[2] > 1.0 ? "holds" : "does not hold", "ratio > 1");
+        }
+        csv_free(&t);
+    }
+    /* (5) memory */
+    if (rp_table(dir, "cost/time_vs_size.csv", &t)) {
+        int a = rp_find(&t, "method", "randlora", "bases", "dense", "out", "768", "in", "768", NULL);
+        int l = rp_find(&t, "method", "lora", "out", "768", "in", "768", NULL);
+        if (a >= 0 && l >= 0) {
+            double ra = rp_num(&t, a, "peak_tensor_bytes") / rp_num(&t, l, "peak_tensor_bytes");
+            double rr = rp_num(&t, a, "peak_rss_bytes") / rp_num(&t, l, "peak_rss_bytes");
+            snprintf(m, sizeof m, "768x768, r=32, 1024 tokens: peak tensor bytes x%.2f, peak RSS x%.2f of LoRA's "
+                                  "(`cost/time_vs_size.csv`)", ra, rr);
+            rp_claim_row(b, "RandLora's memory is close to LoRA's",
+                      "PEFT MetaMathQA: 22.79 vs 22.29 GB = x1.02; paper Fig. 3: RandLora below LoRA (paper-results.md §3)", m,
+                      ra <= 1.25 ? "holds" : "does not hold", "peak tensor bytes within 1.25 x LoRA's");
+        }
+        csv_free(&t);
+    }
+    /* sparse bases do not hurt accuracy: sparse / very_sparse vs dense at r = 16, per task */
+    if (rp_table(dir, "finetune/summary.csv", &t)) {
+        static const char *const tasks[3] = {"classes", "permuted", "teacher"};
+        for (int k = 0; k < 2; k++) {
+            const char *kind = k ? "very_sparse" : "sparse";
+            int ok = 0, n = 0;
+            char meas[400] = "";
+            for (int i = 0; i < 3; i++) {
+                int d = rp_find(&t, "task", tasks[i], "method", "randlora", "bases", "dense", "r", "16", NULL);
+                int sp = rp_find(&t, "task", tasks[i], "method", "randlora", "bases", kind, "r", "16", NULL);
+                if (d < 0 || sp < 0) continue;
+                n++;
+                double ad = rp_num(&t, d, "test_acc_mean"), as = rp_num(&t, sp, "test_acc_mean");
+                ok += as + rp_num(&t, sp, "test_acc_ci95") + rp_num(&t, d, "test_acc_ci95") >= ad;
+                char one[120];
+                snprintf(one, sizeof one, "%s%s %.4f vs dense %.4f", n > 1 ? "; " : "", tasks[i], as, ad);
+                strncat(meas, one, sizeof meas - strlen(meas) - 1);
+            }
+            snprintf(m, sizeof m, "%s r=16 test accuracy: %s (`finetune/summary.csv`)", kind, meas);
+            rp_claim_row(b, k ? "very_sparse bases cost accuracy" : "sparse bases do not reduce accuracy",
+                      k ? "PEFT docs: very sparse bases \"will most likely decrease performance\" (paper-results.md §3)"
+                        : "PEFT docs: sparse bases \"typically do[] not reduce performance\" (paper-results.md §3)",
+                      m,
+                      n == 0 ? "not measured"
+                             : k ? (ok < n ? "holds" : "does not hold") : (ok == n ? "holds" : "does not hold"),
+                      k ? "some task where very_sparse mean + both CIs < dense mean"
+                        : "every task: sparse mean + both CIs >= dense mean");
+        }
+        csv_free(&t);
+    }
+    /* (6)-(8) fine-tuning verdicts, (9) similarity: the experiments' own claims.csv */
+    static const char *const files[2] = {"finetune/claims.csv", "similarity/claims.csv"};
+    for (int f = 0; f < 2; f++)
+        if (rp_table(dir, files[f], &t)) {
+            for (int r = 0; r < t.nrow; r++) {
+                char c[300], me[400];
+                snprintf(c, sizeof c, "%s (task %s)", rp_cell(&t, r, "claim"), rp_cell(&t, r, "task"));
+                snprintf(me, sizeof me, "%s (`%s`)", rp_cell(&t, r, "measured"), files[f]);
+                rp_claim_row(b, c, rp_cell(&t, r, "reference"), me, rp_cell(&t, r, "verdict"), rp_cell(&t, r, "rule"));
+            }
+            csv_free(&t);
+        }
+    /* (10) expressivity: flat spectrum, RandLora vs LoRA at matched budgets */
+    if (rp_table(dir, "expressivity/summary.csv", &t)) {
+        for (int sp = 0; sp < 2; sp++) {
+            const char *spec = sp ? "power" : "flat";
+            int wins = 0, tot = 0;
+            for (int r = 0; r < t.nrow; r++) {
+                if (strcmp(rp_cell(&t, r, "spectrum"), spec) || strcmp(rp_cell(&t, r, "method"), "randlora") ||
+                    strcmp(rp_cell(&t, r, "bases"), "dense"))
+                    continue;
+                double pr = rp_num(&t, r, "params"), best = 1e30;
+                int bl = -1;
+                for (int s = 0; s < t.nrow; s++)
+                    if (!strcmp(rp_cell(&t, s, "spectrum"), spec) && !strcmp(rp_cell(&t, s, "method"), "lora")) {
+                        double d = fabs(log(rp_num(&t, s, "params") / pr));
+                        if (d < best) best = d, bl = s;
+                    }
+                if (bl < 0 || best > log(2.0)) continue;
+                tot++;
+                wins += rp_num(&t, r, "rel_error_mean") < rp_num(&t, bl, "rel_error_mean");
+            }
+            snprintf(m, sizeof m, "%s spectrum: RandLora's error lower than LoRA's in %d of %d matched budgets "
+                                  "(`expressivity/summary.csv`)", spec, wins, tot);
+            rp_claim_row(b, sp ? "…but not when the required update's spectrum decays" : "Rank, not parameter count, limits LoRA",
+                      sp ? "paper Fig. 1: LoRA wins at the smallest budgets (paper-results.md §3, \"Small rank\")"
+                         : "paper title and Fig. 1 (paper-results.md §2.2)",
+                      m, tot == 0 ? "not measured" : sp ? (wins * 2 < tot ? "holds" : "does not hold")
+                                                         : (wins * 2 > tot ? "holds" : "does not hold"),
+                      sp ? "LoRA better in most matched budgets (nearest within 2x)"
+                         : "RandLora better in most matched budgets (nearest within 2x)");
+        }
+        csv_free(&t);
+    }
+    rp_put(b, "\n");
+}
+
+/* ---- sections with tables ---- */
+
+void report_rank(sbuf *b, const char *dir)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/rank/claims.txt", dir);
+    FILE *fp = fopen(p, "r");
+    if (!fp) {
+        rp_put(b, "Not run.\n\n");
+        return;
+    }
+    rp_put(b, "The rank sweep's own verdicts (`rank/claims.txt`, computed from `rank/rank.csv` and `rank/sparse.csv`):\n\n```\n");
+    char line[600];
+    int n = 0;
+    while (fgets(line, sizeof line, fp))
+        if (strncmp(line, "  (a) fails", 11) != 0 || n++ < 4) rp_put(b, "%s", line);
+    if (n > 4) rp_put(b, "  ... (%d more failing points in rank/rank.csv)\n", n - 4);
+    fclose(fp);
+    rp_put(b, "```\n\n");
+}
+
+/* make bench: issue 7's targets, each measured figure from results/bench/. */
+void report_finetune(sbuf *b, const char *dir)
+{
+    csv_table t;
+    if (!rp_table(dir, "finetune/summary.csv", &t)) {
+        rp_put(b, "Not run.\n\n");
+        return;
+    }
+    rp_put(b, "Test accuracy on task B, mean ± 95%% t-interval over seeds (`finetune/summary.csv`):\n\n| task | method | bases | r "
+           "| trainable params | seeds | test acc. | train acc. | train-test gap |\n|---|---|---|---|---|---|---|---|---|\n");
+    for (int r = 0; r < t.nrow; r++)
+        rp_put(b, "| %s | %s | %s | %s | %s | %s | %.4f ± %.4f | %.4f | %.4f |\n", rp_cell(&t, r, "task"), rp_cell(&t, r, "method"),
+            rp_cell(&t, r, "bases"), rp_cell(&t, r, "r"), rp_cell(&t, r, "params"), rp_cell(&t, r, "seeds"), rp_num(&t, r, "test_acc_mean"),
+            rp_num(&t, r, "test_acc_ci95"), rp_num(&t, r, "train_acc_mean"), rp_num(&t, r, "gap_mean"));
+    rp_put(b, "\n");
+    csv_free(&t);
+}
+

@@ -116,6 +116,93 @@ rl_status rl_dataset_split(rl_dataset *train, rl_dataset *test, const rl_dataset
     return st;
 }
 
+rl_status rl_dataset_split_stratified(rl_dataset *fit, rl_dataset *val, const rl_dataset *src, int n_val,
+                                      uint64_t seed)
+{
+    if (!src->y || src->n_classes < 1) return rl_dataset_split(fit, val, src, n_val, seed);
+    memset(fit, 0, sizeof *fit);
+    memset(val, 0, sizeof *val);
+    const int n = src->n, C = src->n_classes;
+    if (n_val < 0 || n_val > n) return rl_fail(RL_EINVAL, "stratified split: n_val=%d outside [0, %d]", n_val, n);
+    int *idx = rl_alloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
+    int *cnt = rl_alloc((size_t)(3 * C + 1) * sizeof *cnt);
+    char *in_val = rl_alloc((size_t)(n > 0 ? n : 1));
+    rl_status st = RL_OK;
+    if (!idx || !cnt || !in_val) st = rl_fail(RL_ENOMEM, "stratified split: no memory for %d examples", n);
+    if (st == RL_OK) {
+        int *take = cnt + C, *start = cnt + 2 * C;
+        memset(cnt, 0, (size_t)(3 * C + 1) * sizeof *cnt);
+        memset(in_val, 0, (size_t)n);
+        for (int i = 0; i < n; i++) {
+            if (src->y[i] < 0 || src->y[i] >= C) {
+                st = rl_fail(RL_EINVAL, "stratified split: label %d of example %d outside [0, %d)", src->y[i], i, C);
+                break;
+            }
+            cnt[src->y[i]]++;
+        }
+        if (st == RL_OK) {
+            /* quotas: floors, then the largest remainders */
+            long given = 0;
+            for (int c = 0; c < C; c++) {
+                take[c] = n ? (int)((long)cnt[c] * n_val / n) : 0;
+                given += take[c];
+            }
+            /* Σ remainders / n = n_val - given < C, and every class with a
+             * positive remainder has take < cnt: one extra each to the
+             * largest remainders (ties: lower class) never exceeds a count */
+            while (given < n_val) {
+                int best = -1;
+                long best_rem = 0;
+                for (int c = 0; c < C; c++) {
+                    long rem = (long)cnt[c] * n_val % n;
+                    bool extra = take[c] > (int)((long)cnt[c] * n_val / n);
+                    if (!extra && rem > best_rem) best = c, best_rem = rem;
+                }
+                RL_ASSERT(best >= 0, "stratified split: no class left for the remainders");
+                take[best]++;
+                given++;
+            }
+            /* group indices by class, in file order, then shuffle each group */
+            start[0] = 0;
+            for (int c = 1; c < C; c++) start[c] = start[c - 1] + cnt[c - 1];
+            int *pos = rl_alloc((size_t)C * sizeof *pos);
+            if (!pos) st = rl_fail(RL_ENOMEM, "stratified split: no memory");
+            else {
+                memcpy(pos, start, (size_t)C * sizeof *pos);
+                for (int i = 0; i < n; i++) idx[pos[src->y[i]]++] = i;
+                rl_dealloc(pos);
+                rl_mt g;
+                rl_mt_seed(&g, seed);
+                for (int c = 0; c < C; c++) {
+                    rl_shuffle(idx + start[c], cnt[c], &g);
+                    for (int k = 0; k < take[c]; k++) in_val[idx[start[c] + k]] = 1;
+                }
+                int nv = 0, nf = 0;
+                for (int i = 0; i < n; i++) { /* each part in src order */
+                    if (in_val[i]) idx[nv++] = i;
+                }
+                int *fidx = rl_alloc((size_t)(n - nv > 0 ? n - nv : 1) * sizeof *fidx);
+                if (!fidx) st = rl_fail(RL_ENOMEM, "stratified split: no memory");
+                else {
+                    for (int i = 0; i < n; i++)
+                        if (!in_val[i]) fidx[nf++] = i;
+                    st = rl_dataset_take(val, src, idx, nv);
+                    if (st == RL_OK) st = rl_dataset_take(fit, src, fidx, nf);
+                    rl_dealloc(fidx);
+                }
+            }
+        }
+    }
+    rl_dealloc(idx);
+    rl_dealloc(cnt);
+    rl_dealloc(in_val);
+    if (st != RL_OK) {
+        rl_dataset_free(fit);
+        rl_dataset_free(val);
+    }
+    return st;
+}
+
 /* ---- seeded shuffling and the pixel permutation ---- */
 
 uint32_t rl_mt_below(rl_mt *g, uint32_t n)

@@ -90,6 +90,17 @@ rl_status rl_dataset_take(rl_dataset *out, const rl_dataset *src, const int *idx
 rl_status rl_dataset_split(rl_dataset *train, rl_dataset *test, const rl_dataset *src,
                            int n_test, uint64_t seed);
 
+/* The validation split of the fine-tuning protocol: like rl_dataset_split,
+ * but stratified by class when src has labels. Class c (n_c examples) gives
+ * floor(n_c · n_val / n) examples to *val, and the n_val - Σ floor(...) left
+ * over go one each to the classes with the largest remainders (ties: lower
+ * class first), so every class keeps its share to within one example. The
+ * members of each class are chosen by one rl_shuffle of that class's
+ * indices with an rl_mt seeded with `seed` (classes in increasing order);
+ * each part keeps src's order. Unlabelled data: rl_dataset_split. */
+rl_status rl_dataset_split_stratified(rl_dataset *fit, rl_dataset *val, const rl_dataset *src, int n_val,
+                                      uint64_t seed);
+
 /* ---- seeded shuffling and the pixel permutation (rl_data.c) ---- */
 
 /* A uniform integer in [0, n) (n >= 1) from g, without modulo bias
@@ -247,11 +258,11 @@ typedef enum {
     RL_SPEC_POWER = 1,
     RL_SPEC_GEOMETRIC = 2,
     RL_SPEC_RANK_K = 3
-} rl_spectrum;
+} rl_spectrum_kind;
 
 typedef struct {
     int d_in, d_out;          /* >= 1                                         */
-    rl_spectrum spectrum;
+    rl_spectrum_kind spectrum;
     double alpha;             /* POWER / GEOMETRIC parameter                  */
     int rank_k;               /* RANK_K parameter                             */
     double scale;             /* multiplies every s_k; 0 means 1              */

@@ -1,5 +1,6 @@
 /* finetune.h -- what `sweep finetune` and `sweep similarity` share: the
- * tasks, their data, the model, pretraining and adaptation. */
+ * tasks, their data and splits, the pretrained MLP, the configurations and
+ * where the trained models are kept. */
 #ifndef RL_FINETUNE_H
 #define RL_FINETUNE_H
 
@@ -8,33 +9,38 @@
 #include "datasets/rl_data.h"
 #include "models/rl_model.h"
 
-enum { FT_CLASSES = 0, FT_PERMUTED = 1, FT_TEACHER = 2, FT_TASKS = 3 };
+enum { FT_CLASSES = 0, FT_PERMUTED = 1, FT_TASKS = 2 };
 extern const char *const ft_task_names[FT_TASKS];
 
+/* Sizes: smoke (the protocol's own tests, seconds), quick (`make run`),
+ * full (`make run FULL=1`). */
+typedef enum { FT_SMOKE = 0, FT_QUICK = 1, FT_FULL = 2 } ft_size;
+extern const char *const ft_size_names[3];
+
 typedef struct {
-    rl_dataset a_train, b_train, b_test;
+    rl_dataset a_train, a_test; /* task A: pretraining, and its held-out accuracy */
+    rl_dataset fit, val, test;  /* task B: fit + validation (from B's training data), test */
 } ft_data;
 
-#define FT_MAX_CURVE 512
-typedef struct {
-    int n;
-    long step[FT_MAX_CURVE];
-    double loss[FT_MAX_CURVE];
-    double step_ms;
-    long steps;
-} ft_log;
-
+/* MLP 784 -> 256 -> 256 -> 5 (GELU); adapters on fc1, fc2. */
 rl_model_config ft_model_config(void);
-rl_status ft_data_load(ft_data *d, int task, bool full);
+#define FT_TARGETS "fc1,fc2"
+
+rl_status ft_data_load(ft_data *d, int task, ft_size size);
 void ft_data_free(ft_data *d);
-/* Train every trainable block of m on `train` (batches of 128, AdamW, warm-up
- * + cosine, clip 1); log (may be NULL) gets the loss every 10 steps and the
- * median step time. */
-rl_status ft_train(rl_model *m, const rl_dataset *train, int epochs, double lr, uint64_t seed, ft_log *log);
-rl_status ft_eval(rl_model *m, const rl_dataset *d, double *acc);
-/* The pretrained base of a task family, from <dir>/models/ or trained now. */
-rl_status ft_base(rl_model **out, int task, const ft_data *d, const char *dir, bool full, bool quiet);
-/* New head, then the method's adapters on fc1, fc2 (full: everything trains). */
-rl_status ft_adapt(rl_model *m, rl_method method, rl_bases_kind bases, int r, uint64_t seed);
+
+/* The pretrained base (shared by both tasks: Fashion-MNIST classes 0-4),
+ * loaded from <dir>/models/base_<size>.safetensors or trained now and saved
+ * there; *a_acc gets its accuracy on task A's test split. */
+rl_status ft_base(rl_model **out, const ft_data *d, const char *dir, ft_size size, bool quiet, double *a_acc);
+
+/* A new head and the method's adapters on FT_TARGETS with seed's bases key
+ * and init (pr_seeds_of); full fine-tuning trains every base weight. LoRA
+ * alpha = 2r, RandLora alpha = 20r (protocol.h says why alpha is fixed). */
+rl_status ft_adapt(rl_model *m, rl_method method, rl_bases_kind bases, int r, int seed);
+
+/* Where a final run's merged model is kept (for `sweep similarity`). */
+void ft_model_path(char *out, size_t n, const char *dir, const char *task, const char *method, const char *bases,
+                   int r, int seed);
 
 #endif

@@ -124,12 +124,12 @@ rl_status report_write(const char *dir, bool render, bool quiet)
             {"cost/time_vs_r.csv", "plots/cost_time_vs_r.gp"},      {"cost/time_vs_size.csv", "plots/cost_time_vs_size.gp"},
             {"cost/crossover.csv", "plots/cost_crossover.gp"},      {"cost/time_vs_size.csv", "plots/cost_memory.gp"},
             {"expressivity/summary.csv", "plots/expressivity.gp"},  {"finetune/summary.csv", "plots/finetune_accuracy.gp"},
-            {"finetune/curves.csv", "plots/finetune_loss.gp"},      {"similarity/cka.csv", "plots/similarity.gp"},
+            {"finetune/curves.csv", "plots/finetune_loss.gp"},      {"finetune/movement.csv", "plots/finetune_movement.gp"},      {"similarity/cka.csv", "plots/similarity.gp"},
             {"rank/rank.csv", "plots/rank_vs_r.gp"},                {"rank/spectrum.csv", "plots/rank_spectra.gp"},
             {"rank/training.csv", "plots/rank_vs_step.gp"},         {"rank/sparse.csv", "plots/rank_sparse.gp"},
             {"bench/bench.csv", "plots/bench.gp"},
         };
-        const char *todo[16];
+        const char *todo[32];
         int n = 0;
         for (size_t i = 0; i < sizeof plots / sizeof plots[0]; i++) {
             char p[700];
@@ -178,7 +178,9 @@ rl_status report_write(const char *dir, bool render, bool quiet)
     report_finetune(&b, dir);
     rp_plot(&b, "finetune_accuracy", "Test accuracy vs trainable parameters");
     rp_plot(&b, "finetune_loss", "Training loss on task B");
+    rp_plot(&b, "finetune_movement", "How far each method moves the model: relative change and full fine-tuning's energy spectrum");
     rp_put(&b, "## Similarity to full fine-tuning\n\n");
+    report_similarity(&b, dir);
     rp_plot(&b, "similarity", "Linear CKA with the fully fine-tuned model (`similarity/cka.csv`)");
     char path[700];
     snprintf(path, sizeof path, "%s/REPORT.md", dir);

@@ -40,6 +40,7 @@ void report_parity(sbuf *b, const char *dir);    /* report_parity.c */
 void report_rank(sbuf *b, const char *dir);      /* report_claims.c */
 void report_cost(sbuf *b, const char *dir);      /* report_perf.c */
 void report_bench(sbuf *b, const char *dir);     /* report_perf.c */
-void report_finetune(sbuf *b, const char *dir);  /* report_claims.c */
+void report_finetune(sbuf *b, const char *dir);  /* report_finetune.c */
+void report_similarity(sbuf *b, const char *dir); /* report_finetune.c */
 
 #endif

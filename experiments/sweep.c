@@ -33,6 +33,7 @@ void sweep_mpi_finalize(void)
 }
 
 bool sweep_is_root(void) { return mpi_rank == 0; }
+int sweep_mpi_size(void) { return mpi_size; }
 
 void sweep_barrier(void)
 {

@@ -30,6 +30,7 @@ bool sweep_mine(const sweep_opts *o, long i);
 void sweep_mpi_init(int *argc, char ***argv);
 void sweep_mpi_finalize(void);
 bool sweep_is_root(void);
+int sweep_mpi_size(void); /* 1 without MPI */
 void sweep_barrier(void);
 
 void sweep_opts_init(sweep_opts *o, const char *name);

@@ -72,7 +72,7 @@ static const char *bases_name(const rank_point *p)
 
 #define RANK_HEADER "method,bases,out,in,min_dim,r,num_bases,params,state,step,rank,full_rank,rank_bound," \
                     "predicted_rank,zero_cols_A,effective_rank,stable_rank,energy_top_r,sigma_max," \
-                    "sigma_min,tol,rank_f64"
+                    "sigma_min,tol,rank_f64,rank_tol_x0.1,rank_tol_x10"
 #define TRAIN_HEADER "method,bases,out,in,min_dim,r,step,loss,rank,effective_rank"
 #define SPEC_HEADER "method,bases,out,in,r,state,i,sigma,sigma_rel"
 #define SPARSE_HEADER "bases,out,in,min_dim,r,density,zero_cols_A,predicted_rank,bound_rank," \
@@ -181,13 +181,17 @@ static rl_status measure(point_ctx *x, const char *state, int step, rl_spectrum 
     if (strcmp(state, "init") == 0) bound = 0;
     double pred = p->method == RL_METHOD_RANDLORA && !equal ? x->predicted : bound;
     int rank64 = -1;   /* not computed */
-    if (p->method == RL_METHOD_RANDLORA && strcmp(state, "perturbed") == 0 && x->mn <= 1024)
+    if (p->method == RL_METHOD_RANDLORA && (strcmp(state, "perturbed") == 0 || strcmp(state, "trained") == 0) &&
+        x->mn <= 1024)
         RL_TRY(randlora_rank_f64(x, &rank64));
-    fprintf(x->w->fp[T_RANK], "%s,%s,%d,%d,%d,%d,%d,%zu,%s,%d,%d,%d,%.0f,%.2f,%d,%.6g,%.6g,%.6g,%.9g,%.9g,%.3g,%d\n",
+    /* the rank at a tenth of and at ten times the float32 tolerance: how
+     * much of the count depends on where the line is drawn */
+    int r01 = rl_rank_count(sp->s, sp->k, 0.1 * sp->tol), r10 = rl_rank_count(sp->s, sp->k, 10.0 * sp->tol);
+    fprintf(x->w->fp[T_RANK], "%s,%s,%d,%d,%d,%d,%d,%zu,%s,%d,%d,%d,%.0f,%.2f,%d,%.6g,%.6g,%.6g,%.9g,%.9g,%.3g,%d,%d,%d\n",
             rl_method_name(p->method), bases_name(p), p->out, p->in, x->mn, p->r, rl_adapter_n_bases(x->a),
             rl_adapter_param_count(x->a), state, step, sp->rank, sp->rank == x->mn, bound, pred,
             x->zero_cols, sp->effective_rank, sp->stable_rank, rl_rank_energy_top(sp->s, sp->k, p->r),
-            sp->sigma_max, sp->sigma_min, sp->tol, rank64);
+            sp->sigma_max, sp->sigma_min, sp->tol, rank64, r01, r10);
     if ((p->r == 8 || p->r == 32) && !(strcmp(state, "init") == 0))
         for (int i = 0; i < sp->k; i++)
             fprintf(x->w->fp[T_SPEC], "%s,%s,%d,%d,%d,%s,%d,%.9g,%.6g\n", rl_method_name(p->method), bases_name(p),
@@ -590,7 +594,7 @@ int sweep_rank(int argc, char **argv)
         if (!sweep_mine(&c.so, i)) continue;
         const rank_point *p = &pts[i];
         char key[256], label[128];
-        snprintf(key, sizeof key, "method=%s;bases=%s;out=%05d;in=%05d;r=%03d;steps=%d;tokens=%d;lr=%g;seed=%llu",
+        snprintf(key, sizeof key, "v=2;method=%s;bases=%s;out=%05d;in=%05d;r=%03d;steps=%d;tokens=%d;lr=%g;seed=%llu",
                  rl_method_name(p->method), bases_name(p), p->out, p->in, p->r, c.steps, c.tokens, (double)c.lr,
                  (unsigned long long)c.seed);
         snprintf(label, sizeof label, "%s/%s %dx%d r=%d", rl_method_name(p->method), bases_name(p), p->out, p->in, p->r);

@@ -793,7 +793,7 @@ RL_TEST(datasets, teacher_bad_options)
         {.d_in = 4, .d_out = 6, .spectrum = RL_SPEC_RANK_K, .rank_k = 0},
         {.d_in = 4, .d_out = 4, .scale = -1},
         {.d_in = 4, .d_out = 4, .w0_std = NAN},
-        {.d_in = 4, .d_out = 4, .spectrum = (rl_spectrum)9},
+        {.d_in = 4, .d_out = 4, .spectrum = (rl_spectrum_kind)9},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(rl_teacher_new(&t, &bad[i]), RL_EINVAL, "case %zu accepted", i);

@@ -262,6 +262,48 @@ static rl_status read_point(const char *path, point *pt)
     return RL_OK;
 }
 
+rl_status rl_sweep_get(const rl_sweep *s, const char *key, char **rows)
+{
+    *rows = NULL;
+    char *p = point_path(s, key);
+    if (!p) return rl_fail(RL_ENOMEM, "sweep: no memory");
+    struct stat sb;
+    if (stat(p, &sb) != 0) {
+        rl_status st = rl_fail(RL_ENOTFOUND, "%s: point '%s' not written yet", p, key);
+        free(p);
+        return st;
+    }
+    point pt = {0};
+    rl_status st = read_point(p, &pt); /* cleans up after itself on failure */
+    if (st == RL_OK && strcmp(pt.key, key) != 0) {
+        st = rl_fail(RL_EFORMAT, "%s: holds point '%s', not '%s' (hash collision or edited file)", p, pt.key, key);
+        free(pt.key);
+        free(pt.rows);
+    }
+    free(p);
+    if (st != RL_OK) return st;
+    free(pt.key);
+    *rows = pt.rows;
+    return RL_OK;
+}
+
+/* Does every row have the header's number of fields (no quoting in these
+ * tables: fields are counted by commas)? */
+static bool rows_fit_header(const char *rows, const char *header)
+{
+    int want = 1;
+    for (const char *h = header; *h; h++) want += *h == ',';
+    int got = 1;
+    for (const char *p = rows; *p; p++) {
+        if (*p == ',') got++;
+        else if (*p == '\n') {
+            if (got != want) return false;
+            got = 1;
+        }
+    }
+    return true;
+}
+
 rl_status rl_sweep_finish(rl_sweep *s, long *n_points)
 {
     DIR *d = opendir(s->points_dir);
@@ -288,8 +330,17 @@ rl_status rl_sweep_finish(rl_sweep *s, long *n_points)
             break;
         }
         st = read_point(path, &pts[np]);
+        if (st == RL_OK && !rows_fit_header(pts[np].rows, s->header)) {
+            /* written under another header (an older version of the sweep):
+             * left out, so the table stays well-formed */
+            fprintf(stderr, "sweep: %s: point '%s' has rows of another width than the header of %s: left out "
+                            "(delete it or rerun with --force)\n", path, pts[np].key, s->table_path);
+            free(pts[np].key);
+            free(pts[np].rows);
+        } else if (st == RL_OK) {
+            np++;
+        }
         free(path);
-        if (st == RL_OK) np++;
     }
     closedir(d);
     if (st == RL_OK) {

@@ -69,6 +69,10 @@ rl_status rl_sweep_open(rl_sweep **out, const char *dir, const char *table, cons
 void rl_sweep_free(rl_sweep *s);
 /* Has this point been written already? */
 bool rl_sweep_done(const rl_sweep *s, const char *key);
+/* The rows a finished point wrote (malloc'd, caller frees); RL_ENOTFOUND
+ * when the point is not written yet, RL_EFORMAT when its file holds
+ * another key. */
+rl_status rl_sweep_get(const rl_sweep *s, const char *key, char **rows);
 /* Write the point's rows (CSV lines, each ending in '\n', no header). */
 rl_status rl_sweep_put(rl_sweep *s, const char *key, const char *rows);
 /* Assemble <dir>/<table>.csv from every point file present; *n_points gets

@@ -614,6 +614,12 @@ int rl_model_n_linears(const rl_model *m) { return m->n_lin; }
 const char *rl_model_linear_name(const rl_model *m, int i) { return m->lin[i].name; }
 const char *rl_model_linear_target(const rl_model *m, int i) { return m->lin[i].target; }
 rl_adapter *rl_model_linear_adapter(rl_model *m, int i) { return m->lin[i].a; }
+const float *rl_model_linear_weight(const rl_model *m, int i, int *d_out, int *d_in)
+{
+    *d_out = m->lin[i].d_out;
+    *d_in = m->lin[i].d_in;
+    return m->lin[i].W;
+}
 
 /* ---- checkpoints ---- */
 

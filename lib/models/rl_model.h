@@ -99,6 +99,9 @@ int rl_model_n_linears(const rl_model *m);
 const char *rl_model_linear_name(const rl_model *m, int i);
 const char *rl_model_linear_target(const rl_model *m, int i);
 rl_adapter *rl_model_linear_adapter(rl_model *m, int i); /* NULL if none */
+/* Linear i's own weight (d_out, d_in), row-major: frozen under adapters,
+ * trained in RL_MODE_BASE. */
+const float *rl_model_linear_weight(const rl_model *m, int i, int *d_out, int *d_in);
 
 /* Base weights (all but the adapters, head included) as safetensors F32
  * keyed by module path (<path>.weight / .bias, blocks.<i>.ln1.weight, ...,

@@ -94,6 +94,8 @@ asan:
 # and write results/REPORT.md. Sweeps resume: interrupt `make run` and start
 # it again, finished points are not recomputed.
 RUN_FLAGS := $(if $(filter 1,$(FULL)),--full,)
+# worker processes of the protocol's sweeps (finetune, vit, teacher): one per core
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 R := $(BUILD)/randlora
 run: deps
 	$(MAKE) --no-print-directory all
@@ -107,8 +109,10 @@ run: deps
 	$(R) sweep rank $(RUN_FLAGS)
 	$(R) sweep cost $(RUN_FLAGS)
 	$(R) sweep expressivity $(RUN_FLAGS)
-	$(R) sweep finetune $(RUN_FLAGS)
-	$(R) sweep similarity
+	$(R) sweep finetune $(RUN_FLAGS) --jobs $(JOBS)
+	$(R) sweep similarity $(RUN_FLAGS)
+	$(R) sweep vit $(RUN_FLAGS) --jobs $(JOBS)
+	$(R) sweep teacher $(RUN_FLAGS) --jobs $(JOBS)
 	$(R) report
 
 # Issue 7's performance targets, measured (never a timed test): writes

@@ -222,6 +222,10 @@ rl_status rl_idx_load(rl_dataset *d, const char *images_path, const char *labels
 /* ---- sklearn digits (rl_digits.c) ---- */
 
 #define RL_DIGITS_CSV "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
+/* where .ci/install-deps puts the same file (extracted from Debian's
+ * python3-sklearn package without installing it), relative to the project
+ * root; used when RL_DIGITS_CSV is absent */
+#define RL_DIGITS_CACHE "datasets/cache/digits.csv.gz"
 #define RL_DIGITS_ENV "RL_DIGITS_CSV"
 #define RL_DIGITS_ROWS 1797
 
@@ -237,7 +241,8 @@ typedef struct {
 /* Load the UCI optical digits as sklearn ships them: a gzip CSV without a
  * header, one example per line, 64 integers 0..16 (8x8 image, row-major)
  * then the label 0..9. The file is `path` if not NULL, else $RL_DIGITS_CSV
- * if set and non-empty, else RL_DIGITS_CSV. Checks (RL_EFORMAT, naming the
+ * if set and non-empty, else RL_DIGITS_CSV, or RL_DIGITS_CACHE when that is
+ * absent. Checks (RL_EFORMAT, naming the
  * file and line): exactly 65 fields per line, every field a decimal integer,
  * pixel values in 0..16, labels in 0..9, the row count (expect_rows). CRLF
  * line ends and a final newline are accepted; empty lines are not. Missing
@@ -252,18 +257,21 @@ rl_status rl_digits_load(rl_dataset *d, const char *path, const rl_digits_opts *
  *   POWER      s_k = (k + 1)^-alpha            (alpha > 0)
  *   GEOMETRIC  s_k = alpha^k                   (0 < alpha <= 1)
  *   RANK_K     s_k = 1 for k < rank_k, else 0  (1 <= rank_k <= r)
+ *   SPIKED     s_k = alpha for k < rank_k, else 1: a few large directions
+ *              over a flat tail           (1 <= rank_k <= r, alpha >= 1)
  * each then multiplied by `scale`. */
 typedef enum {
     RL_SPEC_FLAT = 0,
     RL_SPEC_POWER = 1,
     RL_SPEC_GEOMETRIC = 2,
-    RL_SPEC_RANK_K = 3
+    RL_SPEC_RANK_K = 3,
+    RL_SPEC_SPIKED = 4
 } rl_spectrum_kind;
 
 typedef struct {
     int d_in, d_out;          /* >= 1                                         */
     rl_spectrum_kind spectrum;
-    double alpha;             /* POWER / GEOMETRIC parameter                  */
+    double alpha;             /* POWER / GEOMETRIC / SPIKED parameter         */
     int rank_k;               /* RANK_K parameter                             */
     double scale;             /* multiplies every s_k; 0 means 1              */
     double w0_std;            /* W0 entries ~ N(0, (w0_std² / d_in)); 0 means */

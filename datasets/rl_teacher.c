@@ -92,6 +92,11 @@ static rl_status check_opts(const rl_teacher_opts *o)
             return rl_fail(RL_EINVAL, "teacher: rank_k = %d outside 1..%d (min(d_in, d_out))",
                            o->rank_k, r);
         return RL_OK;
+    case RL_SPEC_SPIKED:
+        if (o->rank_k < 1 || o->rank_k > r || !isfinite(o->alpha) || o->alpha < 1)
+            return rl_fail(RL_EINVAL, "teacher: spiked spectrum needs rank_k in 1..%d and alpha >= 1, got %d and %g",
+                           r, o->rank_k, o->alpha);
+        return RL_OK;
     }
     return rl_fail(RL_EINVAL, "teacher: unknown spectrum %d", (int)o->spectrum);
 }
@@ -106,6 +111,7 @@ static void fill_spectrum(double *s, int r, const rl_teacher_opts *o)
         case RL_SPEC_POWER: v = pow((double)(k + 1), -o->alpha); break;
         case RL_SPEC_GEOMETRIC: v = pow(o->alpha, (double)k); break;
         case RL_SPEC_RANK_K: v = k < o->rank_k ? 1.0 : 0.0; break;
+        case RL_SPEC_SPIKED: v = k < o->rank_k ? o->alpha : 1.0; break;
         }
         s[k] = scale * v;
     }

@@ -17,5 +17,7 @@ int sweep_cost(int argc, char **argv);   /* sweep_cost.c */
 int sweep_expressivity(int argc, char **argv); /* sweep_expressivity.c */
 int sweep_finetune(int argc, char **argv); /* sweep_finetune.c */
 int sweep_similarity(int argc, char **argv); /* sweep_similarity.c */
+int sweep_vit(int argc, char **argv);    /* sweep_vit.c */
+int sweep_teacher(int argc, char **argv); /* sweep_teacher.c */
 
 #endif

@@ -34,13 +34,5 @@ void ft_data_free(ft_data *d);
  * there; *a_acc gets its accuracy on task A's test split. */
 rl_status ft_base(rl_model **out, const ft_data *d, const char *dir, ft_size size, bool quiet, double *a_acc);
 
-/* A new head and the method's adapters on FT_TARGETS with seed's bases key
- * and init (pr_seeds_of); full fine-tuning trains every base weight. LoRA
- * alpha = 2r, RandLora alpha = 20r (protocol.h says why alpha is fixed). */
-rl_status ft_adapt(rl_model *m, rl_method method, rl_bases_kind bases, int r, int seed);
-
-/* Where a final run's merged model is kept (for `sweep similarity`). */
-void ft_model_path(char *out, size_t n, const char *dir, const char *task, const char *method, const char *bases,
-                   int r, int seed);
 
 #endif

@@ -21,6 +21,8 @@ static const command sweeps[] = {
     {"expressivity", sweep_expressivity, "fit an update of known spectrum at matched budgets"},
     {"finetune", sweep_finetune, "pretrain on task A, adapt to task B with every method (results/finetune/)"},
     {"similarity", sweep_similarity, "CKA of adapted models' activations with full fine-tuning's"},
+    {"teacher", sweep_teacher, "learn a known update dW* through data: teacher-student test (results/teacher/)"},
+    {"vit", sweep_vit, "adapt a pretrained ViT to shifted tasks with every method (results/vit/)"},
 };
 
 static const command commands[] = {

@@ -56,13 +56,11 @@ static bool better(double score, double loss, double best_score, double best_los
     return score > best_score || (score == best_score && loss < best_loss);
 }
 
-rl_status pr_fit_loop(rl_model *m, const pr_train_cfg *c, long total, const pr_loop *L, pr_fit_out *o)
+rl_status pr_fit_loop(rl_span *sp, int ns, const pr_train_cfg *c, long total, const pr_loop *L, pr_fit_out *o)
 {
     memset(o, 0, sizeof *o);
     if (total < 1 || c->patience < 1)
         return rl_fail(RL_EINVAL, "fit: %ld steps and patience %d must be >= 1", total, c->patience);
-    rl_span sp[MAX_SPANS];
-    int ns = rl_model_spans(m, sp, MAX_SPANS);
     float *best = rl_alloc_floats(spans_total(sp, ns) + 1);
     double *times = malloc((size_t)total * sizeof *times);
     if (!best || !times) {
@@ -169,7 +167,9 @@ rl_status pr_fit(rl_model *m, const rl_dataset *fit, const rl_dataset *val, cons
         pr_train_cfg cc = *c;
         cc.steps_per_epoch = per_epoch;
         pr_loop loop = {cls_step, cls_eval, &x};
-        st = pr_fit_loop(m, &cc, total, &loop, out);
+        rl_span sp[MAX_SPANS];
+        int ns = rl_model_spans(m, sp, MAX_SPANS);
+        st = pr_fit_loop(sp, ns, &cc, total, &loop, out);
     }
     free(x.y);
     rl_dealloc(x.x);

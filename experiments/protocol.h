@@ -90,9 +90,11 @@ typedef struct {
     void *ctx;
 } pr_loop;
 
-/* The early-stopping loop over the trainable spans of m (snapshots are
- * copies of those spans, allocated here once). */
-rl_status pr_fit_loop(rl_model *m, const pr_train_cfg *c, long total_steps, const pr_loop *loop, pr_fit_out *out);
+/* The early-stopping loop over the trainable spans sp[0..ns) (the best
+ * state is a copy of those spans, allocated here once; c->eval_every or
+ * c->steps_per_epoch sets the evaluation period, c->patience the stop). */
+rl_status pr_fit_loop(rl_span *sp, int ns, const pr_train_cfg *c, long total_steps, const pr_loop *loop,
+                      pr_fit_out *out);
 
 /* Classification: AdamW on m's trainable spans (rl_trainer), batches of
  * c->batch from `fit` shuffled with data_seed, validation accuracy on `val`. */

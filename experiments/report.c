@@ -79,10 +79,28 @@ int rp_find(const csv_table *t, ...)
     return -1;
 }
 
+/* Every claim row also goes into results/claims.csv (claim, reference,
+ * measured, verdict, rule; commas inside a field become semicolons), the
+ * table the README's findings block quotes. */
+static sbuf claims_csv;
+
+static void csv_field(sbuf *b, const char *s, bool last)
+{
+    for (; *s; s++) rp_put(b, "%c", *s == ',' || *s == '\n' ? ';' : *s);
+    rp_put(b, last ? "\n" : ",");
+}
+
 void rp_claim_row(sbuf *b, const char *claim, const char *ref, const char *measured, const char *verdict,
                       const char *rule)
 {
     rp_put(b, "| %s | %s | %s | **%s** | %s |\n", claim, ref, measured, verdict, rule);
+    if (claims_csv.buf) {
+        csv_field(&claims_csv, claim, false);
+        csv_field(&claims_csv, ref, false);
+        csv_field(&claims_csv, measured, false);
+        csv_field(&claims_csv, verdict, false);
+        csv_field(&claims_csv, rule, true);
+    }
 }
 
 /* ---- machine ---- */
@@ -117,6 +135,80 @@ void rp_plot(sbuf *b, const char *name, const char *caption)
     if (rp_exists(p)) rp_put(b, "![%s](../plots/out/%s.png)\n\n*%s*\n\n", caption, name, caption);
 }
 
+/* ---- the README's findings block ----
+ * Between the markers below, README.md gets lines written here from the
+ * CSVs of results/, each naming the CSV its numbers are copied from
+ * (verbatim: tests/test_readme.c checks that every number of the block
+ * appears in the CSV its line cites). Nothing outside the markers changes. */
+#define FINDINGS_BEGIN "<!-- findings:begin (written by `build/randlora report` from results/; do not edit) -->"
+#define FINDINGS_END "<!-- findings:end -->"
+
+static void findings(sbuf *o, const char *dir)
+{
+    csv_table t;
+    if (rp_table(dir, "parity/parity.csv", &t)) {
+        int worst = 0, wg = 0, pass = 0;
+        for (int r = 0; r < t.nrow; r++) {
+            pass += !strcmp(rp_cell(&t, r, "pass"), "PASS");
+            if (rp_num(&t, r, "max_rel") > rp_num(&t, worst, "max_rel")) worst = r;
+            if (rp_num(&t, r, "grad_rel") > rp_num(&t, wg, "grad_rel")) wg = r;
+        }
+        rp_put(o, "- **Parity with PEFT** (`results/parity/parity.csv`): %s; worst relative error %s (%s), worst "
+                  "gradient error %s.\n",
+               pass == t.nrow ? "every reference file passes" : "SOME FILES FAIL", rp_cell(&t, worst, "max_rel"),
+               rp_cell(&t, worst, "max_rel_tensor"), rp_cell(&t, wg, "grad_rel"));
+        csv_free(&t);
+    }
+    if (rp_table(dir, "claims.csv", &t)) {
+        rp_put(o, "- **Verdicts** (`results/claims.csv`; measured figures and rules in results/REPORT.md):\n");
+        for (int r = 0; r < t.nrow; r++)
+            rp_put(o, "  - %s: **%s** (`results/claims.csv`)\n", rp_cell(&t, r, "claim"), rp_cell(&t, r, "verdict"));
+        csv_free(&t);
+    }
+    static const char *const acc[2] = {"vit", "finetune"};
+    for (int k = 0; k < 2; k++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "%s/summary.csv", acc[k]);
+        if (!rp_table(dir, rel, &t)) continue;
+        rp_put(o, "\n%s: test accuracy over seeds, mean ± the half-width of its confidence interval (`results/%s`):\n\n"
+                  "| task | method | bases | r | params | seeds | test accuracy |\n|---|---|---|---|---|---|---|\n",
+               k ? "The pretrained MLP" : "The pretrained ViT", rel);
+        for (int r = 0; r < t.nrow; r++)
+            rp_put(o, "| %s | %s | %s | %s | %s | %s | %s ± %s |\n", rp_cell(&t, r, "task"), rp_cell(&t, r, "method"),
+                   rp_cell(&t, r, "bases"), rp_cell(&t, r, "r"), rp_cell(&t, r, "params"), rp_cell(&t, r, "seeds"),
+                   rp_cell(&t, r, "test_acc_mean"), rp_cell(&t, r, "test_acc_ci95"));
+        csv_free(&t);
+    }
+}
+
+static rl_status readme_write(const char *dir, const char *path, bool quiet)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return RL_OK; /* not in the project root: nothing to update */
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    size_t got = text ? fread(text, 1, (size_t)n, fp) : 0;
+    fclose(fp);
+    if (!text) return rl_fail(RL_ENOMEM, "report: no memory for %s", path);
+    text[got] = '\0';
+    char *a = strstr(text, FINDINGS_BEGIN), *z = a ? strstr(a, FINDINGS_END) : NULL;
+    rl_status st = RL_OK;
+    if (a && z) {
+        sbuf o = {malloc(1 << 14), 0, 1 << 14};
+        RL_ASSERT(o.buf, "report: out of memory");
+        rp_put(&o, "%.*s%s\n", (int)(a - text), text, FINDINGS_BEGIN);
+        findings(&o, dir);
+        rp_put(&o, "%s", z);
+        st = rl_write_file_atomic(path, o.buf, o.len);
+        if (st == RL_OK && !quiet) fprintf(stderr, "wrote the findings block of %s\n", path);
+        free(o.buf);
+    }
+    free(text);
+    return st;
+}
+
 rl_status report_write(const char *dir, bool render, bool quiet)
 {
     if (render) {
@@ -124,7 +216,9 @@ rl_status report_write(const char *dir, bool render, bool quiet)
             {"cost/time_vs_r.csv", "plots/cost_time_vs_r.gp"},      {"cost/time_vs_size.csv", "plots/cost_time_vs_size.gp"},
             {"cost/crossover.csv", "plots/cost_crossover.gp"},      {"cost/time_vs_size.csv", "plots/cost_memory.gp"},
             {"expressivity/summary.csv", "plots/expressivity.gp"},  {"finetune/summary.csv", "plots/finetune_accuracy.gp"},
-            {"finetune/curves.csv", "plots/finetune_loss.gp"},      {"finetune/movement.csv", "plots/finetune_movement.gp"},      {"similarity/cka.csv", "plots/similarity.gp"},
+            {"finetune/curves.csv", "plots/finetune_loss.gp"},      {"finetune/movement.csv", "plots/finetune_movement.gp"},
+            {"vit/summary.csv", "plots/vit_accuracy.gp"},           {"vit/spectrum.csv", "plots/vit_movement.gp"},
+            {"teacher/summary.csv", "plots/teacher.gp"},      {"similarity/cka.csv", "plots/similarity.gp"},
             {"rank/rank.csv", "plots/rank_vs_r.gp"},                {"rank/spectrum.csv", "plots/rank_spectra.gp"},
             {"rank/training.csv", "plots/rank_vs_step.gp"},         {"rank/sparse.csv", "plots/rank_sparse.gp"},
             {"bench/bench.csv", "plots/bench.gp"},
@@ -153,7 +247,12 @@ rl_status report_write(const char *dir, bool render, bool quiet)
     rp_put(&b, "## Machine, versions, threads\n\n");
     report_machine(&b, dir);
     rp_put(&b, "## Claims\n\n");
+    claims_csv = (sbuf){malloc(1 << 14), 0, 1 << 14};
+    RL_ASSERT(claims_csv.buf, "report: out of memory");
+    rp_put(&claims_csv, "claim,reference,measured,verdict,rule\n");
     report_claims(&b, dir);
+    sbuf cc = claims_csv;
+    claims_csv = (sbuf){0};
     rp_put(&b, "## PEFT parity\n\nEvery reference file checked by `randlora parity` (bases regenerated from the key, init "
             "values, outputs, delta weights and gradients):\n\n");
     report_parity(&b, dir);
@@ -181,12 +280,25 @@ rl_status report_write(const char *dir, bool render, bool quiet)
     rp_plot(&b, "finetune_movement", "How far each method moves the model: relative change and full fine-tuning's energy spectrum");
     rp_put(&b, "## Similarity to full fine-tuning\n\n");
     report_similarity(&b, dir);
-    rp_plot(&b, "similarity", "Linear CKA with the fully fine-tuned model (`similarity/cka.csv`)");
+    rp_plot(&b, "similarity", "Linear CKA with the fully fine-tuned model (`similarity/summary.csv`)");
+    rp_put(&b, "## A pretrained transformer adapted to shifted tasks\n\n");
+    report_vit(&b, dir);
+    rp_plot(&b, "vit_accuracy", "Accuracy vs trainable parameters per task (`vit/summary.csv`)");
+    rp_plot(&b, "vit_movement", "Energy spectrum of full fine-tuning's update per layer (`vit/spectrum.csv`)");
+    rp_put(&b, "## Teacher-student: learning a known update through data\n\n");
+    report_teacher(&b, dir);
+    rp_plot(&b, "teacher", "Error reached vs trainable parameters, with LoRA's Eckart-Young floor (`teacher/summary.csv`)");
     char path[700];
+    snprintf(path, sizeof path, "%s/claims.csv", dir);
+    rl_status st = rl_write_file_atomic(path, cc.buf, cc.len);
+    free(cc.buf);
     snprintf(path, sizeof path, "%s/REPORT.md", dir);
-    rl_status st = rl_write_file_atomic(path, b.buf, b.len);
+    if (st == RL_OK) st = rl_write_file_atomic(path, b.buf, b.len);
     free(b.buf);
-    if (st == RL_OK && !quiet) fprintf(stderr, "wrote %s\n", path);
+    if (st == RL_OK && !quiet) fprintf(stderr, "wrote %s and %s/claims.csv\n", path, dir);
+    /* the README's block only from the default results (a test's or a
+     * user's other directory must not rewrite it) */
+    if (st == RL_OK && !strcmp(dir, "results")) st = readme_write(dir, "README.md", quiet);
     return st;
 }
 

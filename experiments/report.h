@@ -42,5 +42,7 @@ void report_cost(sbuf *b, const char *dir);      /* report_perf.c */
 void report_bench(sbuf *b, const char *dir);     /* report_perf.c */
 void report_finetune(sbuf *b, const char *dir);  /* report_finetune.c */
 void report_similarity(sbuf *b, const char *dir); /* report_finetune.c */
+void report_vit(sbuf *b, const char *dir);        /* report_finetune.c */
+void report_teacher(sbuf *b, const char *dir);    /* report_finetune.c */
 
 #endif

@@ -125,7 +125,7 @@ void report_claims(sbuf *b, const char *dir)
             strncat(meas, one, sizeof meas - strlen(meas) - 1);
         }
         snprintf(m, sizeof m, "%s (`params/anchors.csv`)", meas);
-        rp_claim_row(b, "Llama-3.2-3B q,v trainable parameters",
+        rp_claim_row(b, "Llama-3.2-3B q and v: trainable parameters",
                   "PEFT MetaMathQA JSONs: RandLora r=32 9,289,728; LoRA r=32 9,175,040; r=64 18,350,080; VeRA r=256 "
                   "129,024 (paper-results.md §2.5)",
                   m, seen == 4 && ok == 4 ? "holds" : seen ? "does not hold" : "not measured", "all four equal exactly");
@@ -172,14 +172,17 @@ void report_claims(sbuf *b, const char *dir)
         csv_free(&t);
     }
     /* (6)-(8) fine-tuning verdicts, (9) similarity: the experiments' own claims.csv */
-    static const char *const files[2] = {"finetune/claims.csv", "similarity/claims.csv"};
-    for (int f = 0; f < 2; f++)
+    static const char *const files[4] = {"finetune/claims.csv", "similarity/claims.csv", "vit/claims.csv",
+                                         "teacher/claims.csv"};
+    static const char *const labels[4] = {"MLP", "MLP", "ViT", "teacher-student"};
+    for (int f = 0; f < 4; f++)
         if (rp_table(dir, files[f], &t)) {
             for (int r = 0; r < t.nrow; r++) {
                 char c[400], me[2048];
                 char v[200];
                 bool quick = strcmp(rp_cell(&t, r, "run"), "full") != 0;
-                snprintf(c, sizeof c, "%s (task %s)", rp_cell(&t, r, "claim"), rp_cell(&t, r, "task"));
+                snprintf(c, sizeof c, "%s (%s, %s %s)", rp_cell(&t, r, "claim"), labels[f], f == 3 ? "spectrum" : "task",
+                         rp_cell(&t, r, "task"));
                 snprintf(me, sizeof me, "%s (`%s`)", rp_cell(&t, r, "measured"), files[f]);
                 /* verdicts of a quick run (3 seeds, coarse grid) are provisional */
                 snprintf(v, sizeof v, "%s%s", rp_cell(&t, r, "verdict"), quick ? " (provisional: quick run)" : "");
@@ -209,7 +212,7 @@ void report_claims(sbuf *b, const char *dir)
             }
             snprintf(m, sizeof m, "%s spectrum: RandLora's error lower than LoRA's in %d of %d matched budgets "
                                   "(`expressivity/summary.csv`)", spec, wins, tot);
-            rp_claim_row(b, sp ? "…but not when the required update's spectrum decays" : "Rank, not parameter count, limits LoRA",
+            rp_claim_row(b, sp ? "…but not when the required update's spectrum decays" : "Rank (not parameter count) limits LoRA",
                       sp ? "paper Fig. 1: LoRA wins at the smallest budgets (paper-results.md §3, \"Small rank\")"
                          : "paper title and Fig. 1 (paper-results.md §2.2)",
                       m, tot == 0 ? "not measured" : sp ? (wins * 2 < tot ? "holds" : "does not hold")

@@ -6,7 +6,8 @@
  * power-law (s_k = 1/(k+1)) or a rank-8 spectrum. Each adapter starts at
  * PEFT's init (ΔW = 0) and minimises  L = ||ΔW - ΔW*||_F² / ||ΔW*||_F²  with
  * AdamW (cosine schedule), through its own forward / backward with x = I
- * (so y = ΔWᵀ and dy = 2(y - ΔW*ᵀ)/||ΔW*||²). Learning rates {3e-3, 1e-2,
+ * (so y = ΔWᵀ and dy = 2(y - ΔW*ᵀ)/||ΔW*||²); adapters as in `sweep teacher`
+ * (target_fit.h: LoRA alpha 2r, RandLora 20r, seeds from pr_seeds_of). Learning rates {3e-3, 1e-2,
  * 3e-2} are all run; the summary keeps, per configuration, the one with the
  * lowest mean final error (the same tuning for every method).
  * Reference: for LoRA at rank r the best possible error is Eckart-Young's
@@ -23,6 +24,7 @@
 #include "core/rl_tensor.h"
 #include "datasets/rl_data.h"
 #include "sweep.h"
+#include "target_fit.h"
 #include "train/rl_optim.h"
 
 typedef struct {
@@ -52,18 +54,11 @@ static rl_status make_target(rl_teacher *t, int D, int spec, int seed)
 /* Train one adapter to fit t->dw; final relative error in *err. */
 static rl_status fit(const expr_point *p, const rl_teacher *t, int D, int steps, double *err, size_t *params)
 {
-    rl_adapter_config cfg = rl_adapter_config_default(p->method);
-    cfg.r = p->r;
-    cfg.alpha = p->method == RL_METHOD_LORA ? 2.0 * p->r : cfg.alpha;
-    cfg.init_seed = 77u + (uint64_t)p->seed;
-    rl_shared_bases *b = NULL;
-    rl_adapter *a = NULL;
+    tf_adapter ta;
     rl_adamw *opt = NULL;
     float *x = NULL, *y = NULL, *tgt = NULL;
-    rl_status st = RL_OK;
-    if (p->method == RL_METHOD_VERA || p->method == RL_METHOD_RANDLORA)
-        st = rl_shared_bases_new(&b, p->method, p->r, D, D, p->bases, RL_BF16, RL_FMA, (uint64_t)p->seed);
-    if (st == RL_OK) st = rl_adapter_new(&a, &cfg, D, D, b, D);
+    rl_status st = tf_adapter_new(&ta, p->method, p->bases, p->r, D, D, p->seed, D);
+    rl_adapter *a = ta.a;
     if (st == RL_OK) st = rl_adamw_new(&opt, rl_adapter_param_count(a), (float)p->lr, 0.0f);
     if (st == RL_OK) {
         x = rl_alloc_floats((size_t)D * D);
@@ -105,8 +100,7 @@ static rl_status fit(const expr_point *p, const rl_teacher *t, int D, int steps,
     rl_dealloc(y);
     rl_dealloc(tgt);
     rl_adamw_free(opt);
-    rl_adapter_free(a);
-    rl_shared_bases_free(b);
+    tf_adapter_free(&ta);
     return st;
 }
 
@@ -203,14 +197,7 @@ int sweep_expressivity(int argc, char **argv)
             rc = 1;
             break;
         }
-        if (p->method == RL_METHOD_LORA) { /* Eckart-Young */
-            double all = 0, tail = 0;
-            for (int k = 0; k < t.r; k++) {
-                all += t.s[k] * t.s[k];
-                if (k >= p->r) tail += t.s[k] * t.s[k];
-            }
-            opt = sqrt(tail / all);
-        }
+        if (p->method == RL_METHOD_LORA) opt = tf_eckart_young(t.s, t.r, p->r);
         char row[512];
         snprintf(row, sizeof row, "%s,%s,%s,%d,%zu,%g,%d,%d,%d,%.6g,%.6g\n", spec_names[p->spec],
                  rl_method_name(p->method), p->method == RL_METHOD_RANDLORA ? rl_bases_kind_name(p->bases) : "-",

@@ -38,6 +38,7 @@
 #include "core/rl_tensor.h"
 #include "datasets/rl_data.h"
 #include "finetune.h"
+#include "adapt.h"
 #include "protocol.h"
 #include "sweep.h"
 #include "train/rl_train.h"
@@ -82,11 +83,6 @@ rl_model_config ft_model_config(void)
                              .hidden = 256, .depth = 2};
 }
 
-void ft_model_path(char *out, size_t n, const char *dir, const char *task, const char *method, const char *bases,
-                   int r, int seed)
-{
-    snprintf(out, n, "%s/models/%s_%s_%s_r%d_s%d.safetensors", dir, task, method, bases, r, seed);
-}
 
 /* ---- data ---- */
 
@@ -187,460 +183,6 @@ rl_status ft_base(rl_model **out, const ft_data *d, const char *dir, ft_size siz
     return st;
 }
 
-rl_status ft_adapt(rl_model *m, rl_method method, rl_bases_kind bases, int r, int seed)
-{
-    pr_seeds sd = pr_seeds_of(seed);
-    rl_adapter_config ac = rl_adapter_config_default(method);
-    ac.r = r;
-    if (method == RL_METHOD_LORA) ac.alpha = 2.0 * r;
-    if (method == RL_METHOD_RANDLORA) ac.alpha = 20.0 * r;
-    ac.init_seed = sd.init;
-    rl_model_reset_head(m, sd.head);
-    return rl_model_attach(m, &ac, FT_TARGETS, bases, sd.bases_key, RL_PATH_AUTO);
-}
-
-/* ---- configurations and budgets ---- */
-
-typedef struct {
-    int task;
-    rl_method method;
-    rl_bases_kind bases;
-    int r;
-    long params; /* adapters + head (full: every weight) */
-} ft_cfg;
-
-/* Trainable parameters of a configuration on the MLP (PEFT's formulas per
- * target linear, plus the head; full fine-tuning: every base weight too). */
-static long ft_params(rl_method method, int r)
-{
-    const rl_model_config c = ft_model_config();
-    long head = (long)c.n_classes * c.hidden + c.n_classes, p = head;
-    for (int l = 0; l < c.depth; l++) {
-        int in = l ? c.hidden : c.in_dim;
-        p += method == RL_METHOD_FULL ? (long)c.hidden * in + c.hidden : (long)rl_param_count_formula(method, r, c.hidden, in);
-    }
-    return p;
-}
-
-static const char *bases_col(const ft_cfg *c) { return c->method == RL_METHOD_RANDLORA ? rl_bases_kind_name(c->bases) : "-"; }
-
-typedef struct {
-    ft_size size;
-    ft_sizes z;
-    sweep_opts *o;
-    ft_cfg cfg[128];
-    int n;
-    ft_data data[FT_TASKS];
-    rl_model *m;
-    char base_path[700];
-    rl_sweep *runs, *curves, *movement, *spectrum;
-} ft_ctx;
-
-static int add_cfg(ft_ctx *c, int task, rl_method m, rl_bases_kind b, int r)
-{
-    for (int i = 0; i < c->n; i++)
-        if (c->cfg[i].task == task && c->cfg[i].method == m && c->cfg[i].bases == b && c->cfg[i].r == r) return i;
-    RL_ASSERT(c->n < 128, "finetune: too many configurations");
-    c->cfg[c->n] = (ft_cfg){task, m, b, r, ft_params(m, r)};
-    return c->n++;
-}
-
-/* The grid: RandLora dense at ranks rr; for each, the LoRA rank (1..256)
- * nearest in budget, kept within PR_BUDGET_TOL; VeRA, sparse, very_sparse. */
-static void build_grid(ft_ctx *c)
-{
-    static const int rr[3][8] = {{64}, {128, 64, 32, 8}, {256, 128, 64, 32, 8, 4, 2, 1}};
-    static const int nrr[3] = {1, 4, 8};
-    static const int vr[3][2] = {{0}, {1024}, {256, 1024}}, nvr[3] = {0, 1, 2};
-    static const int sr[3][2] = {{0}, {32}, {32, 8}}, nsr[3] = {0, 1, 2};
-    long lora[256];
-    for (int r = 1; r <= 256; r++) lora[r - 1] = ft_params(RL_METHOD_LORA, r);
-    for (int task = 0; task < FT_TASKS; task++) {
-        if (c->size == FT_SMOKE && task) break; /* smoke: one task */
-        add_cfg(c, task, RL_METHOD_FULL, RL_BASES_DENSE, 0);
-        for (int i = 0; i < nrr[c->size]; i++) {
-            int r = rr[c->size][i];
-            add_cfg(c, task, RL_METHOD_RANDLORA, RL_BASES_DENSE, r);
-            double rel;
-            int j = pr_match_budget(ft_params(RL_METHOD_RANDLORA, r), lora, 256, &rel);
-            if (fabs(rel) <= PR_BUDGET_TOL || c->size == FT_SMOKE) add_cfg(c, task, RL_METHOD_LORA, RL_BASES_DENSE, j + 1);
-        }
-        for (int i = 0; i < nvr[c->size]; i++) add_cfg(c, task, RL_METHOD_VERA, RL_BASES_DENSE, vr[c->size][i]);
-        for (int i = 0; i < nsr[c->size]; i++) {
-            add_cfg(c, task, RL_METHOD_RANDLORA, RL_BASES_SPARSE, sr[c->size][i]);
-            add_cfg(c, task, RL_METHOD_RANDLORA, RL_BASES_VERY_SPARSE, sr[c->size][i]);
-        }
-    }
-}
-
-static void config_id(void *vctx, int ci, char *key, size_t kl, char *cols, size_t cl)
-{
-    const ft_ctx *c = vctx;
-    const ft_cfg *f = &c->cfg[ci];
-    snprintf(key, kl, "size=%s;task=%s;method=%s;bases=%s;r=%d", ft_size_names[c->size], ft_task_names[f->task],
-             rl_method_name(f->method), bases_col(f), f->r);
-    snprintf(cols, cl, "%s,%s,%s,%d,%ld", ft_task_names[f->task], rl_method_name(f->method), bases_col(f), f->r,
-             f->params);
-}
-
-static pr_train_cfg train_cfg(const ft_ctx *c, double lr)
-{
-    return (pr_train_cfg){.lr = lr, .batch = FT_BATCH, .max_epochs = c->z.max_epochs, .patience = c->z.patience,
-                          .clip = 1.0, .weight_decay = 0.0, .warmup_frac = 0.05};
-}
-
-/* Base weights, then the configuration's head and adapters for `seed`. */
-static rl_status prepare(ft_ctx *c, const ft_cfg *f, int seed)
-{
-    RL_TRY(rl_model_load_base(c->m, c->base_path));
-    return ft_adapt(c->m, f->method, f->bases, f->r, seed);
-}
-
-static rl_status ft_select(void *vctx, int ci, double lr, int seed, pr_fit_out *out)
-{
-    ft_ctx *c = vctx;
-    const ft_cfg *f = &c->cfg[ci];
-    const ft_data *d = &c->data[f->task];
-    RL_TRY(prepare(c, f, seed));
-    pr_train_cfg tc = train_cfg(c, lr);
-    return pr_fit(c->m, &d->fit, &d->val, &tc, pr_seeds_of(seed).data, out);
-}
-
-static rl_status ft_final(void *vctx, int ci, double lr, int seed, const pr_fit_out *sel, const char *key)
-{
-    ft_ctx *c = vctx;
-    const ft_cfg *f = &c->cfg[ci];
-    const ft_data *d = &c->data[f->task];
-    RL_TRY(prepare(c, f, seed));
-    pr_w0 w0;
-    RL_TRY(pr_w0_take(&w0, c->m, FT_TARGETS));
-    size_t mem0 = rl_mem_current();
-    rl_mem_reset_peak();
-    pr_train_cfg tc = train_cfg(c, lr);
-    pr_fit_out fo;
-    double tr = 0, te = 0;
-    rl_status st = pr_fit(c->m, &d->fit, &d->val, &tc, pr_seeds_of(seed).data, &fo);
-    size_t peak = rl_mem_peak() - mem0;
-    long params = (long)rl_model_trainable_count(c->m);
-    if (st == RL_OK && params != f->params)
-        st = rl_fail(RL_EINVAL, "finetune: %s has %ld trainable parameters, the budget formula says %ld", key, params,
-                     f->params);
-    if (st == RL_OK) st = pr_eval(c->m, &d->fit, &tr, NULL);
-    if (st == RL_OK) st = pr_eval(c->m, &d->test, &te, NULL); /* the test set, once, for the chosen setting */
-    char prefix[300];
-    snprintf(prefix, sizeof prefix, "%s,%s,%s,%d,%d", ft_task_names[f->task], rl_method_name(f->method), bases_col(f),
-             f->r, seed);
-    pr_text mv = {0}, sp = {0}, cv = {0};
-    if (st == RL_OK) st = pr_movement(c->m, &w0, prefix, &mv, seed == 0 ? &sp : NULL);
-    for (int k = 0; st == RL_OK && k < fo.n_curve; k++)
-        st = pr_text_add(&cv, "%s,%ld,%.5f\n", prefix, fo.curve_step[k], fo.curve_loss[k]);
-    if (st == RL_OK) { /* merged model for `sweep similarity` */
-        char mp[800];
-        ft_model_path(mp, sizeof mp, c->o->dir, ft_task_names[f->task], rl_method_name(f->method), bases_col(f), f->r,
-                      seed);
-        st = rl_model_merge_adapters(c->m);
-        if (st == RL_OK) st = rl_model_save_base(c->m, mp);
-    }
-    /* a selection seed's final run repeats its selection run exactly */
-    char va[2][32];
-    snprintf(va[0], sizeof va[0], "%.6f", sel ? sel->val_acc : 0.0); /* the precision select.csv keeps */
-    snprintf(va[1], sizeof va[1], "%.6f", fo.val_acc);
-    const char *repeat = !sel ? "-" : (!strcmp(va[0], va[1]) && sel->steps == fo.steps) ? "same" : "DIFFERS";
-    char row[1024];
-    snprintf(row, sizeof row, "%s,%ld,%.4g,%.4f,%.4f,%.4f,%.5f,%ld,%ld,%d,%d,%.3f,%zu,%d,%d,%d,%s\n", prefix, params, lr,
-             tr, fo.val_acc, te, fo.val_loss, fo.steps, fo.best_step, fo.stopped_early, fo.diverged, fo.step_ms, peak,
-             d->fit.n, d->val.n, d->test.n, repeat);
-    if (st == RL_OK && cv.len) st = rl_sweep_put(c->curves, key, cv.buf);
-    if (st == RL_OK) st = rl_sweep_put(c->movement, key, mv.buf ? mv.buf : "");
-    if (st == RL_OK && sp.len) st = rl_sweep_put(c->spectrum, key, sp.buf);
-    if (st == RL_OK) st = rl_sweep_put(c->runs, key, row); /* last: marks the run done */
-    pr_text_free(&mv);
-    pr_text_free(&sp);
-    pr_text_free(&cv);
-    pr_w0_free(&w0);
-    return st;
-}
-
-/* ---- summaries and verdicts (from runs.csv) ---- */
-
-typedef struct {
-    char task[16], method[16], bases[16];
-    int r;
-    long params;
-    double lr;
-    int n;
-    double test[64], train[64], gap[64], steps[64];
-    int stopped, diverged;
-} ft_group;
-
-static int read_groups(const char *dir, ft_group **out)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/runs.csv", dir);
-    csv_table t;
-    *out = NULL;
-    if (csv_read(path, &t) != RL_OK) return -1;
-    ft_group *g = calloc((size_t)t.nrow + 1, sizeof *g);
-    int ng = 0;
-    int ct = csv_col(&t, "task"), cm = csv_col(&t, "method"), cb = csv_col(&t, "bases"), cr = csv_col(&t, "r"),
-        cp = csv_col(&t, "params"), cl = csv_col(&t, "lr"), ctr = csv_col(&t, "train_acc"),
-        cte = csv_col(&t, "test_acc"), cs = csv_col(&t, "steps"), ce = csv_col(&t, "stopped_early"),
-        cd = csv_col(&t, "diverged");
-    for (int i = 0; g && i < t.nrow; i++) {
-        char **row = t.rows[i];
-        int j = 0;
-        while (j < ng && !(strcmp(g[j].task, row[ct]) == 0 && strcmp(g[j].method, row[cm]) == 0 &&
-                           strcmp(g[j].bases, row[cb]) == 0 && g[j].r == atoi(row[cr])))
-            j++;
-        if (j == ng) {
-            ng++;
-            snprintf(g[j].task, sizeof g[j].task, "%s", row[ct]);
-            snprintf(g[j].method, sizeof g[j].method, "%s", row[cm]);
-            snprintf(g[j].bases, sizeof g[j].bases, "%s", row[cb]);
-            g[j].r = atoi(row[cr]);
-            g[j].params = atol(row[cp]);
-            g[j].lr = atof(row[cl]);
-        }
-        if (g[j].n < 64) {
-            int k = g[j].n++;
-            g[j].train[k] = atof(row[ctr]);
-            g[j].test[k] = atof(row[cte]);
-            g[j].gap[k] = g[j].train[k] - g[j].test[k];
-            g[j].steps[k] = atof(row[cs]);
-            g[j].stopped += atoi(row[ce]);
-            g[j].diverged += atoi(row[cd]);
-        }
-    }
-    csv_free(&t);
-    *out = g;
-    return g ? ng : -1;
-}
-
-static void write_summary(const char *dir, const ft_group *g, int ng)
-{
-    pr_text o = {0};
-    pr_text_add(&o, "task,method,bases,r,params,lr,seeds,test_acc_mean,test_acc_ci95,train_acc_mean,gap_mean,gap_ci95,"
-                    "steps_mean,stopped_early,diverged\n");
-    for (int i = 0; i < ng; i++) {
-        double mt, ht, mr, hr, mg, hg, ms, hs;
-        rl_mean_ci95(g[i].test, g[i].n, &mt, &ht);
-        rl_mean_ci95(g[i].train, g[i].n, &mr, &hr);
-        rl_mean_ci95(g[i].gap, g[i].n, &mg, &hg);
-        rl_mean_ci95(g[i].steps, g[i].n, &ms, &hs);
-        pr_text_add(&o, "%s,%s,%s,%d,%ld,%.4g,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.0f,%d,%d\n", g[i].task, g[i].method,
-                    g[i].bases, g[i].r, g[i].params, g[i].lr, g[i].n, mt, ht, mr, mg, hg, ms, g[i].stopped,
-                    g[i].diverged);
-    }
-    char path[700];
-    snprintf(path, sizeof path, "%s/summary.csv", dir);
-    if (o.buf && rl_write_file_atomic(path, o.buf, o.len) != RL_OK) fprintf(stderr, "finetune: %s\n", rl_errmsg());
-    pr_text_free(&o);
-}
-
-#define FT_MARGIN 0.01 /* equivalence margin: one accuracy point */
-
-/* A comparison of two groups' per-seed values (protocol.h: pr_cmp). */
-typedef struct {
-    const ft_group *a, *b;
-    double rel; /* budget difference b/a - 1 */
-    bool matched;
-    pr_cmp s;
-} ft_cmp;
-
-static bool compare(ft_cmp *c, const double *va, const double *vb)
-{
-    return pr_compare(&c->s, va, c->a->n, vb, c->b->n, FT_MARGIN);
-}
-
-static void decide(ft_cmp *c, int n)
-{
-    pr_cmp *p[64];
-    if (n > 64) n = 64;
-    for (int i = 0; i < n; i++) p[i] = &c[i].s;
-    pr_decide(p, n);
-}
-
-static const char *family_verdict(ft_cmp *c, int n, char *counts, size_t cl)
-{
-    pr_cmp *p[64];
-    if (n > 64) n = 64;
-    for (int i = 0; i < n; i++) p[i] = &c[i].s;
-    return pr_family_verdict(p, n, counts, cl);
-}
-
-static const ft_group *find_group(const ft_group *g, int ng, const char *task, const char *method, const char *bases,
-                                  int r)
-{
-    for (int i = 0; i < ng; i++)
-        if (!strcmp(g[i].task, task) && !strcmp(g[i].method, method) && (!bases || !strcmp(g[i].bases, bases)) &&
-            (r < 0 || g[i].r == r))
-            return &g[i];
-    return NULL;
-}
-
-static void pair_row(pr_text *o, const char *claim, const ft_cmp *c)
-{
-    pr_text_add(o, "%s,%s,%s,%s,%d,%ld,%s,%s,%d,%ld,%+.4f,%d,%d,%d,%.4f,%.4f,%.4f,%.4g,%.4g,%.4f,%.4f,%s\n",
-                c->a->task, claim, c->a->method, c->a->bases, c->a->r, c->a->params, c->b->method, c->b->bases, c->b->r,
-                c->b->params, c->rel, c->matched, c->a->n, c->b->n, c->s.w.diff, c->s.w.lo, c->s.w.hi, c->s.w.p, c->s.p_holm,
-                c->s.t.w.lo, c->s.t.w.hi, c->matched ? c->s.verdict : "not matched");
-}
-
-/* Pairs of one claim for a task: every RandLora dense config against the
- * nearest-budget config of `other` (method), matched within 5%. */
-static int matched_pairs(const ft_group *g, int ng, const char *task, const char *other, ft_cmp *out, pr_text *rows,
-                         const char *claim)
-{
-    int n = 0;
-    ft_cmp unmatched[64];
-    int nu = 0;
-    for (int i = 0; i < ng; i++) {
-        if (strcmp(g[i].task, task) || strcmp(g[i].method, "randlora") || strcmp(g[i].bases, "dense")) continue;
-        const ft_group *best = NULL;
-        double bd = 0;
-        for (int j = 0; j < ng; j++) {
-            if (strcmp(g[j].task, task) || strcmp(g[j].method, other)) continue;
-            double d = fabs((double)g[j].params / (double)g[i].params - 1.0);
-            if (!best || d < bd) best = &g[j], bd = d;
-        }
-        if (!best) continue;
-        ft_cmp c = {.a = &g[i], .b = best, .rel = (double)best->params / (double)g[i].params - 1.0};
-        c.matched = fabs(c.rel) <= PR_BUDGET_TOL && compare(&c, g[i].test, best->test);
-        if (c.matched && n < 64) out[n++] = c;
-        else if (!c.matched && nu < 64) unmatched[nu++] = c;
-    }
-    decide(out, n);
-    for (int i = 0; i < n; i++) pair_row(rows, claim, &out[i]);
-    for (int i = 0; i < nu; i++) pair_row(rows, claim, &unmatched[i]);
-    return n;
-}
-
-static void write_claims(const char *dir, const ft_group *g, int ng, ft_size size)
-{
-    pr_text cl = {0}, pr = {0};
-    pr_text_add(&cl, PR_CLAIM_HEADER);
-    pr_text_add(&pr, "task,claim,a_method,a_bases,a_r,a_params,b_method,b_bases,b_r,b_params,budget_rel,matched,"
-                     "a_seeds,b_seeds,diff,ci_lo,ci_hi,p,p_holm,ci90_lo,ci90_hi,verdict\n");
-    const char *run = ft_size_names[size];
-    const char *rule_pairs = "pairs within 5% of the RandLora budget; Welch 95% interval of the test-accuracy "
-                             "difference, Holm across the claim's pairs (alpha 0.05); non-significant pairs: "
-                             "TOST with margin 1 point (90% interval inside +-0.01)";
-    for (int task = 0; task < FT_TASKS; task++) {
-        const char *tn = ft_task_names[task];
-        char m[700], counts[200];
-        /* RandLora vs LoRA / VeRA at matched budgets */
-        static const char *const others[2] = {"lora", "vera"};
-        for (int k = 0; k < 2; k++) {
-            ft_cmp c[64];
-            char claim[80];
-            snprintf(claim, sizeof claim, "RandLora beats %s at equal parameters", k ? "VeRA" : "LoRA");
-            int n = matched_pairs(g, ng, tn, others[k], c, &pr, claim);
-            const char *v = family_verdict(c, n, counts, sizeof counts);
-            if (n == 0 && !find_group(g, ng, tn, others[k], NULL, -1)) continue;
-            char list[400] = "";
-            for (int i = 0; i < n && strlen(list) < 300; i++) {
-                char one[100];
-                snprintf(one, sizeof one, "%sr=%d vs r=%d: %+.4f [%+.4f; %+.4f] %s", i ? "; " : "", c[i].a->r, c[i].b->r,
-                         c[i].s.w.diff, c[i].s.w.lo, c[i].s.w.hi, c[i].s.verdict);
-                strncat(list, one, sizeof list - strlen(list) - 1);
-            }
-            snprintf(m, sizeof m, "%s (%s)", counts, list);
-            pr_claim_row(&cl, tn, claim, k ? "paper Table 1 / Fig. 1 (VeRA column)" : "paper abstract / Table 1 / Fig. 1",
-                         m, v, rule_pairs, run);
-        }
-        /* LoRA plateaus below full fine-tuning: the largest LoRA rank vs full */
-        const ft_group *full = find_group(g, ng, tn, "full", NULL, -1), *lo = NULL, *rl = NULL;
-        for (int i = 0; i < ng; i++) {
-            if (strcmp(g[i].task, tn)) continue;
-            if (!strcmp(g[i].method, "lora") && (!lo || g[i].r > lo->r)) lo = &g[i];
-            if (!strcmp(g[i].method, "randlora") && !strcmp(g[i].bases, "dense") && (!rl || g[i].params > rl->params))
-                rl = &g[i];
-        }
-        for (int k = 0; k < 2 && full; k++) {
-            const ft_group *x = k ? rl : lo;
-            if (!x) continue;
-            ft_cmp c = {.a = full, .b = x, .matched = true};
-            if (!compare(&c, full->test, x->test)) continue;
-            decide(&c, 1);
-            /* plateau holds when full is significantly better; reaching full
-             * holds when RandLora is not worse beyond the margin */
-            const char *v = k ? (!strcmp(c.s.verdict, "better") ? "does not hold" : !strcmp(c.s.verdict, "inconclusive") ? "inconclusive" : "holds")
-                              : (!strcmp(c.s.verdict, "better") ? "holds" : !strcmp(c.s.verdict, "inconclusive") ? "inconclusive" : "does not hold");
-            snprintf(m, sizeof m, "full %.4f (%ld params) - %s r=%d %.4f (%ld params) = %+.4f [%+.4f; %+.4f]; TOST 90%% "
-                     "[%+.4f; %+.4f]: %s", c.s.w.mean_a, full->params, x->method, x->r, c.s.w.mean_b,
-                     x->params, c.s.w.diff, c.s.w.lo, c.s.w.hi, c.s.t.w.lo, c.s.t.w.hi, c.s.verdict);
-            pr_claim_row(&cl, tn,
-                        k ? "RandLora (largest budget) reaches full fine-tuning" : "LoRA (largest rank) plateaus below full fine-tuning",
-                        k ? "paper Fig. 1 / Table 1: RandLora closes the gap to full fine-tuning"
-                          : "paper Fig. 1 / Table 1: LoRA's accuracy plateaus below full fine-tuning",
-                        m, v,
-                        k ? "holds unless full is better (Welch 95%); equivalent = TOST margin 1 point"
-                          : "holds when full is better (Welch 95%); TOST margin 1 point otherwise",
-                        run);
-        }
-        /* sparse / very_sparse against dense at the same r: accuracy (TOST)
-         * and the train-test gap (Welch), each kind separately */
-        static const char *const kinds[2] = {"sparse", "very_sparse"};
-        for (int k = 0; k < 2; k++) {
-            ft_cmp acc[16], gap[16];
-            int n = 0;
-            for (int i = 0; i < ng && n < 16; i++) {
-                if (strcmp(g[i].task, tn) || strcmp(g[i].method, "randlora") || strcmp(g[i].bases, kinds[k])) continue;
-                const ft_group *d = find_group(g, ng, tn, "randlora", "dense", g[i].r);
-                if (!d) continue;
-                acc[n] = (ft_cmp){.a = &g[i], .b = d, .matched = true};
-                gap[n] = acc[n];
-                if (compare(&acc[n], g[i].test, d->test) && compare(&gap[n], d->gap, g[i].gap)) n++;
-            }
-            if (!n) continue;
-            decide(acc, n);
-            decide(gap, n);
-            char la[400] = "", lg[400] = "";
-            int worse = 0, equiv = 0, gbetter = 0, gworse = 0;
-            for (int i = 0; i < n; i++) {
-                char one[160];
-                /* accuracy: TOST verdict decides "does not hurt" */
-                const char *tv = rl_equiv_name(acc[i].s.t.verdict);
-                worse += acc[i].s.t.verdict == RL_WORSE || !strcmp(acc[i].s.verdict, "worse");
-                equiv += acc[i].s.t.verdict == RL_EQUIVALENT;
-                snprintf(one, sizeof one, "%sr=%d: %+.4f, 90%% [%+.4f; %+.4f] %s", i ? "; " : "", acc[i].a->r,
-                         acc[i].s.w.diff, acc[i].s.t.w.lo, acc[i].s.t.w.hi, tv);
-                strncat(la, one, sizeof la - strlen(la) - 1);
-                gbetter += !strcmp(gap[i].s.verdict, "better");
-                gworse += !strcmp(gap[i].s.verdict, "worse");
-                snprintf(one, sizeof one, "%sr=%d: dense gap - %s gap %+.4f [%+.4f; %+.4f] p_holm %.3g", i ? "; " : "",
-                         acc[i].a->r, kinds[k], gap[i].s.w.diff, gap[i].s.w.lo, gap[i].s.w.hi, gap[i].s.p_holm);
-                strncat(lg, one, sizeof lg - strlen(lg) - 1);
-            }
-            const char *va = k ? (worse > 0 ? "holds" : equiv == n ? "does not hold (equivalent)" : "inconclusive")
-                               : (worse > 0 ? "does not hold" : equiv == n ? "holds" : "inconclusive");
-            char mm[600];
-            snprintf(mm, sizeof mm, "%s - dense test accuracy: %s", kinds[k], la);
-            pr_claim_row(&cl, tn, k ? "very_sparse bases cost accuracy" : "sparse bases do not reduce accuracy",
-                        k ? "PEFT docs: very sparse bases \"will most likely decrease performance\""
-                          : "PEFT docs: sparse bases \"typically do[] not reduce performance\"",
-                        mm, va,
-                        "TOST of the test-accuracy difference with margin 1 point (90% interval; alpha 0.05); "
-                        "worse = interval below 0 outside the margin or Welch-Holm significant",
-                        run);
-            const char *vg = gbetter == n ? "holds" : gbetter > 0 && gworse == 0 ? "holds in part"
-                           : gworse > 0 ? "does not hold" : "inconclusive";
-            char gc[80];
-            snprintf(gc, sizeof gc, "%s bases reduce the train-test gap", kinds[k]);
-            pr_claim_row(&cl, tn, gc, "PEFT docs: sparse bases \"can even help reduce overfitting\"", lg, vg,
-                        "Welch 95% interval of dense gap - sparse gap (gap = train - test accuracy), Holm across r",
-                        run);
-        }
-    }
-    char path[700];
-    snprintf(path, sizeof path, "%s/claims.csv", dir);
-    if (rl_write_file_atomic(path, cl.buf, cl.len) != RL_OK) fprintf(stderr, "finetune: %s\n", rl_errmsg());
-    snprintf(path, sizeof path, "%s/pairs.csv", dir);
-    if (rl_write_file_atomic(path, pr.buf, pr.len) != RL_OK) fprintf(stderr, "finetune: %s\n", rl_errmsg());
-    pr_text_free(&cl);
-    pr_text_free(&pr);
-}
-
 /* ---- the command ---- */
 
 typedef struct {
@@ -692,36 +234,6 @@ static void usage(FILE *out)
     sweep_usage_common(out);
 }
 
-static void write_manifest(const ft_ctx *c, int argc, char **argv, const pr_result *res)
-{
-    pr_text j = {0};
-    pr_text_add(&j, "{\"model\": \"mlp 784-256-256-5 (GELU)\", \"targets\": \"%s\", \"size\": \"%s\", "
-                    "\"task_a\": {\"classes\": \"0-4\", \"n\": %d, \"epochs\": %d, \"lr\": 0.001}, "
-                    "\"split\": {\"fit\": %d, \"validation\": %d, \"test\": %d, \"stratified\": true, \"seed\": %d}, "
-                    "\"train\": {\"batch\": %d, \"optimizer\": \"adamw\", \"weight_decay\": 0, \"clip\": 1.0, "
-                    "\"warmup\": 0.05, \"schedule\": \"cosine\", \"max_epochs\": %d, \"patience\": %d, "
-                    "\"eval\": \"every epoch\"}, "
-                    "\"grid\": {\"lr\": \"10^(k/%d)\", \"initial_k\": [%d, %d], \"limits_k\": [%d, %d]}, "
-                    "\"selection_seeds\": %d, \"seeds\": %d, \"alpha\": {\"lora\": \"2r\", \"randlora\": \"20r\"}, "
-                    "\"budget_tolerance\": %.2f, \"chosen_lr\": {",
-                FT_TARGETS, ft_size_names[c->size], c->z.n_pre, c->z.pre_epochs, c->z.n_ft - c->z.n_val, c->z.n_val,
-                c->z.n_test, FT_SPLIT_SEED, FT_BATCH, c->z.max_epochs, c->z.patience, c->z.grid.per_decade,
-                c->z.grid.k_lo, c->z.grid.k_hi, c->z.grid.k_min, c->z.grid.k_max, c->z.sel_seeds, c->z.seeds,
-                PR_BUDGET_TOL);
-    int first = 1;
-    for (int ci = 0; res && res->decided && ci < c->n; ci++) {
-        if (!res->decided[ci]) continue;
-        char key[400], cols[400];
-        config_id((void *)c, ci, key, sizeof key, cols, sizeof cols);
-        pr_text_add(&j, "%s\"%s\": %.4g", first ? "" : ", ", key, pr_grid_lr(&c->z.grid, res->chosen_k[ci]));
-        first = 0;
-    }
-    pr_text_add(&j, "}}");
-    if (rl_manifest_write(c->o->dir, "finetune", argc, argv, j.buf, 1) != RL_OK)
-        fprintf(stderr, "randlora sweep finetune: %s\n", rl_errmsg());
-    pr_text_free(&j);
-}
-
 int sweep_finetune(int argc, char **argv)
 {
     sweep_opts o;
@@ -733,103 +245,101 @@ int sweep_finetune(int argc, char **argv)
         fprintf(stderr, "randlora sweep finetune: --smoke and --full exclude each other\n");
         return 2;
     }
-    static ft_ctx c; /* large: static, one sweep per process */
-    memset(&c, 0, sizeof c);
-    c.size = fl.smoke ? FT_SMOKE : o.full ? FT_FULL : FT_QUICK;
-    c.z = sizes_of(c.size);
+    const ft_size size = fl.smoke ? FT_SMOKE : o.full ? FT_FULL : FT_QUICK;
+    ft_sizes z = sizes_of(size);
     if (fl.seeds) {
-        if (fl.seeds < c.z.sel_seeds) {
-            fprintf(stderr, "randlora sweep finetune: --seeds %d is below the %d selection seeds\n", fl.seeds,
-                    c.z.sel_seeds);
+        if (fl.seeds < z.sel_seeds) {
+            fprintf(stderr, "randlora sweep finetune: --seeds %d is below the %d selection seeds\n", fl.seeds, z.sel_seeds);
             return 2;
         }
-        c.z.seeds = fl.seeds;
+        z.seeds = fl.seeds;
     }
-    c.o = &o;
     rl_blas_set_threads(1);
-    build_grid(&c);
+    static ad_exp e; /* large: static, one sweep per process */
+    memset(&e, 0, sizeof e);
+    e.name = "finetune";
+    e.size_name = ft_size_names[size];
+    e.model_desc = "mlp 784-256-256 (GELU)";
+    e.targets = FT_TARGETS;
+    e.poison_test = fl.poison;
+    e.plan = (pr_plan){.grid = z.grid, .sel_seeds = z.sel_seeds, .seeds = z.seeds, .jobs = fl.jobs};
+    e.n_tasks = size == FT_SMOKE ? 1 : FT_TASKS;
     int rc = 0;
-    for (int t = 0; t < FT_TASKS && rc == 0; t++) {
-        if (c.size == FT_SMOKE && t) break;
-        rl_status st = ft_data_load(&c.data[t], t, c.size);
-        if (st == RL_OK && fl.poison) { /* random labels: selection must not move */
-            rl_mt g;
-            rl_mt_seed(&g, 99 + (uint64_t)t);
-            for (int i = 0; i < c.data[t].test.n; i++) c.data[t].test.y[i] = (int)rl_mt_below(&g, 5);
-        }
+    ft_data a0 = {0};
+    for (int t = 0; t < e.n_tasks && rc == 0; t++) {
+        ft_data d;
+        rl_status st = ft_data_load(&d, t, size);
         if (st != RL_OK) {
             fprintf(stderr, "randlora sweep finetune: task %s: %s\n", ft_task_names[t], rl_errmsg());
             rc = st == RL_ENOTFOUND ? 2 : 1;
+            break;
+        }
+        e.task_names[t] = ft_task_names[t];
+        e.model[t] = ft_model_config();
+        e.fit[t] = d.fit;
+        e.val[t] = d.val;
+        e.test[t] = d.test;
+        e.train[t] = (pr_train_cfg){.batch = FT_BATCH, .max_epochs = z.max_epochs, .patience = z.patience, .clip = 1.0,
+                                    .weight_decay = 0.0, .warmup_frac = 0.05};
+        if (t == 0) {
+            a0.a_train = d.a_train;
+            a0.a_test = d.a_test;
+        } else {
+            rl_dataset_free(&d.a_train);
+            rl_dataset_free(&d.a_test);
         }
     }
     double a_acc = 0;
     if (rc == 0) {
-        rl_status st = ft_base(&c.m, &c.data[0], o.dir, c.size, o.quiet, &a_acc);
-        snprintf(c.base_path, sizeof c.base_path, "%s/models/base_%s.safetensors", o.dir, ft_size_names[c.size]);
+        rl_status st = ft_base(&e.m[0], &a0, o.dir, size, o.quiet, &a_acc);
+        snprintf(e.base_path, sizeof e.base_path, "%s/models/base_%s.safetensors", o.dir, ft_size_names[size]);
+        for (int t = 1; st == RL_OK && t < e.n_tasks; t++) st = rl_model_new(&e.m[t], &e.model[t], 1);
         if (st != RL_OK) {
             fprintf(stderr, "randlora sweep finetune: pretraining: %s\n", rl_errmsg());
             rc = 1;
         }
     }
-    static const char *hdr = "task,method,bases,r,seed,params,lr,train_acc,val_acc,test_acc,val_loss,steps,best_step,"
-                             "stopped_early,diverged,step_ms,peak_tensor_bytes,n_fit,n_val,n_test,repeat_of_selection";
-    if (rc == 0 && (rl_sweep_open(&c.runs, o.dir, "runs", hdr) != RL_OK ||
-                    rl_sweep_open(&c.curves, o.dir, "curves", "task,method,bases,r,seed,step,loss") != RL_OK ||
-                    rl_sweep_open(&c.movement, o.dir, "movement", "task,method,bases,r,seed," PR_MOVE_HEADER) != RL_OK ||
-                    rl_sweep_open(&c.spectrum, o.dir, "spectrum", "task,method,bases,r,seed," PR_SPEC_HEADER) != RL_OK)) {
-        fprintf(stderr, "randlora sweep finetune: %s\n", rl_errmsg());
-        rc = 2;
+    if (rc == 0) {
+        /* the grid: RandLora dense at several r with LoRA matched to each,
+         * VeRA (r = 256: the budget of RandLora r = 256; 1024: of r = 64),
+         * sparse and very_sparse at the r they are compared at, full */
+        static const int rr[3][8] = {{64}, {128, 64, 32, 8}, {256, 128, 64, 32, 8, 4, 2, 1}};
+        static const int nrr[3] = {1, 4, 8};
+        static const int vr[3][2] = {{0}, {1024}, {256, 1024}}, nvr[3] = {0, 1, 2};
+        static const int sr[3][2] = {{0}, {32}, {32, 8}}, nsr[3] = {0, 1, 2};
+        for (int t = 0; t < e.n_tasks; t++) {
+            ad_add(&e, t, RL_METHOD_FULL, RL_BASES_DENSE, 0);
+            ad_add_matched(&e, t, rr[size], nrr[size], 256, size == FT_SMOKE);
+            for (int i = 0; i < nvr[size]; i++) ad_add(&e, t, RL_METHOD_VERA, RL_BASES_DENSE, vr[size][i]);
+            for (int i = 0; i < nsr[size]; i++) {
+                ad_add(&e, t, RL_METHOD_RANDLORA, RL_BASES_SPARSE, sr[size][i]);
+                ad_add(&e, t, RL_METHOD_RANDLORA, RL_BASES_VERY_SPARSE, sr[size][i]);
+            }
+        }
     }
     if (rc == 0 && sweep_is_root()) {
-        write_manifest(&c, argc, argv, NULL);
         char path[700], row[300];
         snprintf(path, sizeof path, "%s/base.csv", o.dir);
         int len = snprintf(row, sizeof row, "model,size,task_a_examples,epochs,task_a_test_examples,task_a_test_acc\n"
                                             "mlp 784-256-256-5,%s,%d,%d,%d,%.4f\n",
-                           ft_size_names[c.size], c.data[0].a_train.n, c.z.pre_epochs, c.data[0].a_test.n, a_acc);
+                           ft_size_names[size], a0.a_train.n, z.pre_epochs, a0.a_test.n, a_acc);
         if (rl_write_file_atomic(path, row, (size_t)len) != RL_OK) rc = 1;
     }
-    pr_result res = {0};
+    bool complete = false;
     if (rc == 0) {
-        pr_experiment e = {.n_configs = c.n, .cols_header = "task,method,bases,r,params", .config_id = config_id,
-                           .select = ft_select, .final = ft_final, .done_table = c.runs, .ctx = &c};
-        pr_plan plan = {.grid = c.z.grid, .sel_seeds = c.z.sel_seeds, .seeds = c.z.seeds, .jobs = fl.jobs};
-        if (pr_run(&e, &plan, &o, &res) != RL_OK) {
-            fprintf(stderr, "randlora sweep finetune: %s\n", rl_errmsg());
-            rc = 1;
-        }
+        char extra[300];
+        snprintf(extra, sizeof extra, "\"task_a\": {\"classes\": \"0-4\", \"n\": %d, \"epochs\": %d, \"lr\": 0.001, "
+                                      "\"test_acc\": %.4f}, \"split_seed\": %d",
+                 a0.a_train.n, z.pre_epochs, a_acc, FT_SPLIT_SEED);
+        rc = ad_run(&e, &o, argc, argv, extra, &complete);
     }
-    if (rc == 0 && sweep_is_root()) {
-        long n = 0;
-        rl_sweep *tabs[4] = {c.runs, c.curves, c.movement, c.spectrum};
-        for (int k = 0; k < 4 && rc == 0; k++)
-            if (rl_sweep_finish(tabs[k], k ? NULL : &n) != RL_OK) {
-                fprintf(stderr, "randlora sweep finetune: %s\n", rl_errmsg());
-                rc = 1;
-            }
-        ft_group *g = NULL;
-        int ng = rc == 0 ? read_groups(o.dir, &g) : -1;
-        if (ng > 0) {
-            write_summary(o.dir, g, ng);
-            write_claims(o.dir, g, ng, c.size);
-        }
-        free(g);
-        write_manifest(&c, argc, argv, &res);
-        if (!o.quiet)
-            fprintf(stderr, "finetune: %s; wrote %s/{selection,runs,summary,pairs,claims,movement}.csv (%ld final runs)\n",
-                    res.complete ? "complete" : "INCOMPLETE (see above)", o.dir, n);
-        if (rc == 0 && res.complete && strcmp(o.dir, "results/finetune") == 0) {
-            static const char *const scripts[] = {"plots/finetune_accuracy.gp", "plots/finetune_loss.gp",
-                                                  "plots/finetune_movement.gp"};
-            if (sweep_render(scripts, 3, o.quiet)) rc = 1;
-        }
+    if (rc == 0 && complete && sweep_is_root() && strcmp(o.dir, "results/finetune") == 0) {
+        static const char *const scripts[] = {"plots/finetune_accuracy.gp", "plots/finetune_loss.gp",
+                                              "plots/finetune_movement.gp"};
+        if (sweep_render(scripts, 3, o.quiet)) rc = 1;
     }
-    pr_result_free(&res);
-    rl_sweep_free(c.runs);
-    rl_sweep_free(c.curves);
-    rl_sweep_free(c.movement);
-    rl_sweep_free(c.spectrum);
-    rl_model_free(c.m);
-    for (int t = 0; t < FT_TASKS; t++) ft_data_free(&c.data[t]);
+    ad_free(&e);
+    rl_dataset_free(&a0.a_train);
+    rl_dataset_free(&a0.a_test);
     return rc;
 }

@@ -28,6 +28,7 @@
 #include "analysis/rl_probe.h"
 #include "commands.h"
 #include "core/rl_tensor.h"
+#include "adapt.h"
 #include "finetune.h"
 #include "protocol.h"
 #include "sweep.h"
@@ -139,7 +140,7 @@ static rl_status task_cka(const char *ftdir, const char *sizename, int task, con
     snprintf(base, sizeof base, "%s/models/base_%s.safetensors", ftdir, sizename);
     for (int seed = 0; seed <= max_seed && st == RL_OK; seed++) {
         int L, D;
-        ft_model_path(path, sizeof path, ftdir, tn, "full", "-", 0, seed);
+        ad_model_path(path, sizeof path, ftdir, tn, "full", "-", 0, seed);
         struct stat sb;
         if (stat(path, &sb) != 0) continue;
         st = reps_of(path, &d.test, n, ref, &L, &D);
@@ -155,7 +156,7 @@ static rl_status task_cka(const char *ftdir, const char *sizename, int task, con
                 bases = row[cb];
                 r = atoi(row[cr]);
                 params = atol(row[cp]);
-                ft_model_path(path, sizeof path, ftdir, tn, method, bases, r, seed);
+                ad_model_path(path, sizeof path, ftdir, tn, method, bases, r, seed);
                 if (stat(path, &sb) != 0) {
                     st = rl_fail(RL_ENOTFOUND, "similarity: %s is in runs.csv but its model %s is missing "
                                                 "(rerun `sweep finetune --force`)", tn, path);

@@ -215,7 +215,9 @@ RL_TEST(protocol, early_stopping_restores_the_best_state)
     pr_train_cfg c = {.eval_every = 2, .patience = 3};
     pr_loop loop = {fake_step, fake_eval, &f};
     pr_fit_out o;
-    cr_assert_eq(pr_fit_loop(m, &c, 100, &loop, &o), RL_OK);
+    rl_span all[4];
+    int ns = rl_model_spans(m, all, 4);
+    cr_assert_eq(pr_fit_loop(all, ns, &c, 100, &loop, &o), RL_OK);
     cr_assert_eq(o.steps, 10);
     cr_assert_eq(o.best_step, 4);
     cr_assert(o.stopped_early && !o.diverged);
@@ -226,7 +228,7 @@ RL_TEST(protocol, early_stopping_restores_the_best_state)
     static const double up[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6};
     fake g = {.m = m, .scores = up, .n_scores = 6};
     pr_loop l2 = {fake_step, fake_eval, &g};
-    cr_assert_eq(pr_fit_loop(m, &c, 10, &l2, &o), RL_OK);
+    cr_assert_eq(pr_fit_loop(all, ns, &c, 10, &l2, &o), RL_OK);
     cr_assert(o.steps == 10 && o.best_step == 10 && !o.stopped_early);
     rl_model_free(m);
 }

@@ -471,3 +471,40 @@ rl_status rl_manifest_write(const char *dir, const char *experiment, int argc, c
     free(text);
     return st;
 }
+
+rl_status rl_json_canonical(const char *json, char **canonical)
+{
+    *canonical = NULL;
+    json_error_t err;
+    json_t *v = json_loads(json, JSON_DECODE_ANY, &err);
+    if (!v) return rl_fail(RL_EINVAL, "not JSON (%s at %d): %.60s", err.text, err.position, json);
+    *canonical = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    json_decref(v);
+    return *canonical ? RL_OK : rl_fail(RL_ENOMEM, "json: no memory");
+}
+
+rl_status rl_manifest_config_member(const char *dir, const char *name, char **canonical)
+{
+    *canonical = NULL;
+    size_t n = strlen(dir) + 32;
+    char *path = malloc(n);
+    if (!path) return rl_fail(RL_ENOMEM, "manifest: no memory");
+    snprintf(path, n, "%s/manifest.json", dir);
+    json_error_t err;
+    json_t *m = json_load_file(path, 0, &err);
+    rl_status st = RL_OK;
+    if (!m) {
+        FILE *fp = fopen(path, "r");
+        st = fp ? rl_fail(RL_EFORMAT, "%s: not JSON (%s, line %d)", path, err.text, err.line)
+                : rl_fail(RL_ENOTFOUND, "%s: no manifest", path);
+        if (fp) fclose(fp);
+    } else {
+        json_t *v = json_object_get(json_object_get(m, "config"), name);
+        if (!v) st = rl_fail(RL_ENOTFOUND, "%s: no config.%s", path, name);
+        else if (!(*canonical = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)))
+            st = rl_fail(RL_ENOMEM, "manifest: no memory");
+        json_decref(m);
+    }
+    free(path);
+    return st;
+}

@@ -101,5 +101,11 @@ void rl_progress_end(rl_progress *p);
  * (OpenBLAS config and core, threads, compiler), CPU model, time. */
 rl_status rl_manifest_write(const char *dir, const char *experiment, int argc, char **argv,
                             const char *config_json, uint64_t seed);
+/* The member `name` of <dir>/manifest.json's "config" object as canonical
+ * JSON text (compact, keys sorted; malloc'd): RL_ENOTFOUND when the file or
+ * the member is missing, RL_EFORMAT when the file is not JSON. */
+rl_status rl_manifest_config_member(const char *dir, const char *name, char **canonical);
+/* JSON text in the same canonical form (RL_EINVAL if not JSON). */
+rl_status rl_json_canonical(const char *json, char **canonical);
 
 #endif

@@ -295,6 +295,7 @@ int rl_model_input_dim(const rl_model *m)
 }
 
 int rl_model_n_classes(const rl_model *m) { return m->cfg.n_classes; }
+int rl_model_max_batch(const rl_model *m) { return m->cfg.max_batch; }
 rl_model_mode rl_model_get_mode(const rl_model *m) { return m->mode; }
 
 void rl_model_reset_head(rl_model *m, uint64_t seed)
@@ -614,6 +615,7 @@ int rl_model_n_linears(const rl_model *m) { return m->n_lin; }
 const char *rl_model_linear_name(const rl_model *m, int i) { return m->lin[i].name; }
 const char *rl_model_linear_target(const rl_model *m, int i) { return m->lin[i].target; }
 rl_adapter *rl_model_linear_adapter(rl_model *m, int i) { return m->lin[i].a; }
+const rl_shared_bases *rl_model_shared_bases(const rl_model *m) { return m->bases; }
 const float *rl_model_linear_weight(const rl_model *m, int i, int *d_out, int *d_in)
 {
     *d_out = m->lin[i].d_out;
@@ -626,11 +628,12 @@ const float *rl_model_linear_weight(const rl_model *m, int i, int *d_out, int *d
 /* Visit every base / head tensor: name, pointer, shape. */
 typedef rl_status (*tensor_fn)(void *ctx, const char *name, float *p, int ndim, const int *shape);
 
-static rl_status each_base_tensor(const rl_model *m, tensor_fn fn, void *ctx)
+static rl_status each_base_tensor(const rl_model *m, tensor_fn fn, void *ctx, bool with_head)
 {
     char name[96];
     for (int i = 0; i < m->n_lin; i++) {
         const linear *L = &m->lin[i];
+        if (L->is_head && !with_head) continue;
         int sw[2] = {L->d_out, L->d_in}, sb[1] = {L->d_out};
         snprintf(name, sizeof name, "%s.weight", L->name);
         RL_TRY(fn(ctx, name, L->W, 2, sw));
@@ -674,13 +677,13 @@ rl_status rl_model_save_base(const rl_model *m, const char *path)
     char v[64];
     snprintf(v, sizeof v, "%s", m->cfg.kind == RL_MODEL_MLP ? "mlp" : "vit");
     if (st == RL_OK) st = rl_st_writer_meta(w, "kind", v);
-    if (st == RL_OK) st = each_base_tensor(m, add_tensor, w);
+    if (st == RL_OK) st = each_base_tensor(m, add_tensor, w, true);
     if (st == RL_OK) st = rl_st_writer_save(w, path);
     rl_st_writer_free(w);
     return st;
 }
 
-rl_status rl_model_load_base(rl_model *m, const char *path)
+static rl_status load_base(rl_model *m, const char *path, bool with_head)
 {
     rl_st_file *f = NULL;
     RL_TRY(rl_st_open(&f, path));
@@ -689,10 +692,13 @@ rl_status rl_model_load_base(rl_model *m, const char *path)
     rl_status st = RL_OK;
     if (!kind || strcmp(kind, want) != 0)
         st = rl_fail(RL_EFORMAT, "%s: metadata 'kind' is '%s', this model is '%s'", path, kind ? kind : "(missing)", want);
-    if (st == RL_OK) st = each_base_tensor(m, read_tensor, f);
+    if (st == RL_OK) st = each_base_tensor(m, read_tensor, f, with_head);
     rl_st_close(f);
     return st;
 }
+
+rl_status rl_model_load_base(rl_model *m, const char *path) { return load_base(m, path, true); }
+rl_status rl_model_load_backbone(rl_model *m, const char *path) { return load_base(m, path, false); }
 
 rl_status rl_model_save_adapters(const rl_model *m, const char *path)
 {

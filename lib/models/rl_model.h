@@ -53,6 +53,7 @@ void rl_model_free(rl_model *m);
 /* Input features per example (MLP in_dim; ViT image·image). */
 int rl_model_input_dim(const rl_model *m);
 int rl_model_n_classes(const rl_model *m);
+int rl_model_max_batch(const rl_model *m);
 
 /* Put adapters of `cfg` on the linears named in `targets` (comma list of
  * target names, or "all" for every linear but the head) and switch to
@@ -99,6 +100,9 @@ int rl_model_n_linears(const rl_model *m);
 const char *rl_model_linear_name(const rl_model *m, int i);
 const char *rl_model_linear_target(const rl_model *m, int i);
 rl_adapter *rl_model_linear_adapter(rl_model *m, int i); /* NULL if none */
+/* The shared VeRA / RandLora bases of the attached adapters (one object per
+ * model, sliced per layer); NULL without them. */
+const rl_shared_bases *rl_model_shared_bases(const rl_model *m);
 /* Linear i's own weight (d_out, d_in), row-major: frozen under adapters,
  * trained in RL_MODE_BASE. */
 const float *rl_model_linear_weight(const rl_model *m, int i, int *d_out, int *d_in);
@@ -108,6 +112,9 @@ const float *rl_model_linear_weight(const rl_model *m, int i, int *d_out, int *d
  * pos_embed, head.weight, head.bias). Load checks every key and shape. */
 rl_status rl_model_save_base(const rl_model *m, const char *path);
 rl_status rl_model_load_base(rl_model *m, const char *path);
+/* The same without the head: a pretrained backbone under a new task's head
+ * (any n_classes; the head keeps its values). */
+rl_status rl_model_load_backbone(rl_model *m, const char *path);
 /* Adapters with PEFT key names base_model.model.<path>.<param>, shared bases
  * as base_model.randlora_A/B or base_model.vera_A/B, the head as
  * base_model.model.head.weight/bias. */

@@ -108,7 +108,8 @@ rl_status rl_trainer_step(rl_trainer *t, const float *x, const int *y, int B, do
 
 rl_status rl_evaluate(rl_trainer *t, const float *x, const int *y, int n, double *loss, double *acc)
 {
-    const int bs = 256, in = rl_model_input_dim(t->m), c = rl_model_n_classes(t->m);
+    const int mb = rl_model_max_batch(t->m), bs = mb < 256 ? mb : 256, in = rl_model_input_dim(t->m),
+              c = rl_model_n_classes(t->m);
     double tot = 0;
     long hits = 0;
     for (int s = 0; s < n; s += bs) {

@@ -22,21 +22,6 @@ static const char *bases_col(const ad_cfg *c) { return c->method == RL_METHOD_RA
 
 /* ---- configurations and budgets ---- */
 
-/* Is linear target t in the comma list (or "all")? */
-static bool in_targets(const char *targets, const char *t)
-{
-    if (!strcmp(targets, "all")) return true;
-    size_t n = strlen(t);
-    for (const char *p = targets; *p;) {
-        const char *c = strchr(p, ',');
-        size_t len = c ? (size_t)(c - p) : strlen(p);
-        if (len == n && !strncmp(p, t, n)) return true;
-        if (!c) break;
-        p = c + 1;
-    }
-    return false;
-}
-
 long ad_params(ad_exp *e, int task, rl_method method, int r)
 {
     rl_model *m = e->m[task];
@@ -48,7 +33,7 @@ long ad_params(ad_exp *e, int task, rl_method method, int r)
         rl_model_linear_weight(m, i, &o, &in);
         bool head = i == nl - 1;
         if (head) p += (long)o * in + o;
-        else if (method != RL_METHOD_FULL && in_targets(e->targets, rl_model_linear_target(m, i)))
+        else if (method != RL_METHOD_FULL && rl_model_target_listed(e->targets, rl_model_linear_target(m, i)))
             p += (long)rl_param_count_formula(method, r, o, in);
     }
     if (method == RL_METHOD_FULL) { /* every base weight: the model counts them */
@@ -84,11 +69,7 @@ void ad_add_matched(ad_exp *e, int task, const int *rr, int n, int lora_max, boo
 rl_status ad_adapt(rl_model *m, const char *targets, rl_method method, rl_bases_kind bases, int r, int seed)
 {
     pr_seeds sd = pr_seeds_of(seed);
-    rl_adapter_config ac = rl_adapter_config_default(method);
-    ac.r = r;
-    if (method == RL_METHOD_LORA) ac.alpha = 2.0 * r;
-    if (method == RL_METHOD_RANDLORA) ac.alpha = 20.0 * r;
-    ac.init_seed = sd.init;
+    rl_adapter_config ac = pr_adapter_config(method, r, seed);
     rl_model_reset_head(m, sd.head);
     return rl_model_attach(m, &ac, targets, bases, sd.bases_key, RL_PATH_AUTO);
 }

@@ -26,6 +26,16 @@ pr_seeds pr_seeds_of(int seed)
     return (pr_seeds){.bases_key = s, .init = 100u + s, .head = 500u + s, .data = 1000u + s};
 }
 
+rl_adapter_config pr_adapter_config(rl_method method, int r, int seed)
+{
+    rl_adapter_config ac = rl_adapter_config_default(method);
+    ac.r = r;
+    if (method == RL_METHOD_LORA) ac.alpha = 2.0 * r;
+    if (method == RL_METHOD_RANDLORA) ac.alpha = 20.0 * r;
+    ac.init_seed = pr_seeds_of(seed).init;
+    return ac;
+}
+
 /* ---- training with early stopping ---- */
 
 static size_t spans_total(const rl_span *sp, int n)
@@ -192,26 +202,12 @@ rl_status pr_eval(rl_model *m, const rl_dataset *d, double *acc, double *loss)
 
 /* ---- movement ---- */
 
-static bool targeted(const char *targets, const char *t)
-{
-    if (strcmp(targets, "all") == 0) return true;
-    size_t n = strlen(t);
-    for (const char *p = targets; *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && strncmp(p, t, n) == 0) return true;
-        if (!e) break;
-        p = e + 1;
-    }
-    return false;
-}
-
 rl_status pr_w0_take(pr_w0 *s, const rl_model *m, const char *targets)
 {
     memset(s, 0, sizeof *s);
     int nl = rl_model_n_linears(m);
     for (int i = 0; i < nl - 1; i++) { /* the last linear is the head */
-        if (!targeted(targets, rl_model_linear_target(m, i))) continue;
+        if (!rl_model_target_listed(targets, rl_model_linear_target(m, i))) continue;
         if (s->n == 64) {
             pr_w0_free(s);
             return rl_fail(RL_EINVAL, "movement: more than 64 target linears");
@@ -386,18 +382,39 @@ const char *pr_family_verdict(pr_cmp *const *c, int n, char *counts, size_t cl)
 
 /* ---- the runner ---- */
 
-int pr_parse_jobs(int *jobs, int argc, char **argv, int *i, const char *cmd)
+/* the integer value of argv[*i] in lo..hi, advancing *i; -1 (message) otherwise */
+static int int_flag(const char *cmd, int argc, char **argv, int *i, int lo, int hi, int *out)
 {
-    if (strcmp(argv[*i], "--jobs") != 0) return 0;
     char *end = NULL;
     long v = *i + 1 < argc ? strtol(argv[*i + 1], &end, 10) : 0;
-    if (*i + 1 >= argc || !end || *end || v < 1 || v > 64) {
-        fprintf(stderr, "%s: --jobs '%s' is not an integer in 1..64\n", cmd, *i + 1 < argc ? argv[*i + 1] : "");
+    if (*i + 1 >= argc || !end || end == argv[*i + 1] || *end || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s '%s' is not an integer in %d..%d\n", cmd, argv[*i], *i + 1 < argc ? argv[*i + 1] : "",
+                lo, hi);
         return -1;
     }
-    *jobs = (int)v;
+    *out = (int)v;
     ++*i;
     return 1;
+}
+
+int pr_parse_flag(void *ctx, int argc, char **argv, int *i)
+{
+    pr_flags *f = ctx;
+    const char *a = argv[*i];
+    if (!strcmp(a, "--smoke")) return f->smoke = true, 1;
+    if (!strcmp(a, "--jobs")) return int_flag(f->cmd, argc, argv, i, 1, 64, &f->jobs);
+    if ((f->accept & PR_ACCEPT_SEEDS) && !strcmp(a, "--seeds")) return int_flag(f->cmd, argc, argv, i, 2, 64, &f->seeds);
+    if ((f->accept & PR_ACCEPT_POISON) && !strcmp(a, "--poison-test-labels")) return f->poison = true, 1;
+    return 0;
+}
+
+int pr_flags_size(const pr_flags *f, const sweep_opts *o)
+{
+    if (f->smoke && o->full) {
+        fprintf(stderr, "%s: --smoke and --full exclude each other\n", f->cmd);
+        return -1;
+    }
+    return f->smoke ? 0 : o->full ? 2 : 1;
 }
 
 enum { TASK_SELECT = 0, TASK_FINAL = 1 };

@@ -58,6 +58,11 @@ typedef struct {
 } pr_seeds;
 pr_seeds pr_seeds_of(int seed);
 
+/* A method's adapter config as every sweep uses it: rank r, LoRA alpha = 2r
+ * (the paper's LLM and GLUE scripts), RandLora alpha = 20r (PEFT's default
+ * ratio, 640 at r = 32), VeRA's d_initial default, init from pr_seeds_of. */
+rl_adapter_config pr_adapter_config(rl_method method, int r, int seed);
+
 /* ---- training with early stopping ---- */
 typedef struct {
     double lr;
@@ -231,8 +236,20 @@ typedef struct {
 rl_status pr_run(const pr_experiment *e, const pr_plan *plan, const sweep_opts *o, pr_result *res);
 void pr_result_free(pr_result *r);
 
-/* "--jobs N" (1..64) for a sweep's own flag parser (sweep_parse_args'
- * `extra`): 1 if consumed, 0 if not this flag, -1 on a bad value. */
-int pr_parse_jobs(int *jobs, int argc, char **argv, int *i, const char *cmd);
+/* The flags the protocol's sweeps share, for sweep_parse_args' `extra`
+ * (ctx: a pr_flags): --smoke (the tests' size), --jobs N (1..64 worker
+ * processes per round), and where `accept` allows them --seeds N (final
+ * seeds, 2..64) and --poison-test-labels. Returns 1 if consumed, 0 if not
+ * one of these, -1 on a bad value (message printed). */
+enum { PR_ACCEPT_SEEDS = 1, PR_ACCEPT_POISON = 2 };
+typedef struct {
+    const char *cmd; /* "randlora sweep vit": the prefix of messages */
+    unsigned accept;
+    bool smoke, poison;
+    int seeds, jobs;
+} pr_flags;
+int pr_parse_flag(void *ctx, int argc, char **argv, int *i);
+/* 0 smoke, 1 quick, 2 full (--full); -1 (message printed) for both --smoke and --full. */
+int pr_flags_size(const pr_flags *f, const sweep_opts *o);
 
 #endif

@@ -53,6 +53,12 @@ bool rp_table(const char *dir, const char *rel, csv_table *t)
     return rp_exists(p) && csv_read(p, t) == RL_OK;
 }
 
+bool rp_exp_table(const char *dir, const char *exp, const char *file, csv_table *t, char *rel, size_t n)
+{
+    snprintf(rel, n, "%s/%s", exp, file);
+    return rp_table(dir, rel, t);
+}
+
 const char *rp_cell(const csv_table *t, int r, const char *col)
 {
     int c = csv_col(t, col);

@@ -21,6 +21,8 @@ void rp_put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 bool rp_exists(const char *path);
 /* Open DIR/rel as a table; false (and t zeroed) if absent or unreadable. */
 bool rp_table(const char *dir, const char *rel, csv_table *t);
+/* The same for DIR/<exp>/<file>; the relative path goes into rel[n]. */
+bool rp_exp_table(const char *dir, const char *exp, const char *file, csv_table *t, char *rel, size_t n);
 /* Field of row r in column col ("" when either is absent), and as a number. */
 const char *rp_cell(const csv_table *t, int r, const char *col);
 double rp_num(const csv_table *t, int r, const char *col);

@@ -30,8 +30,7 @@ static void selection(sbuf *b, const char *dir, const char *x)
 {
     csv_table t;
     char rel[64];
-    snprintf(rel, sizeof rel, "%s/selection.csv", x);
-    if (!rp_table(dir, rel, &t)) return;
+    if (!rp_exp_table(dir, x, "selection.csv", &t, rel, sizeof rel)) return;
     int n = 0, edge = 0, points = t.nrow;
     rp_put(b, "Chosen learning rates (`%s/selection.csv` has the validation accuracy of every grid point):\n\n"
               "| task | method | bases | r | params | chosen lr | validation acc. | grid | note |\n"
@@ -62,8 +61,7 @@ static void accuracy(sbuf *b, const char *dir, const char *x)
 {
     csv_table t;
     char rel[64];
-    snprintf(rel, sizeof rel, "%s/summary.csv", x);
-    if (!rp_table(dir, rel, &t)) {
+    if (!rp_exp_table(dir, x, "summary.csv", &t, rel, sizeof rel)) {
         rp_put(b, "Not run.\n\n");
         return;
     }
@@ -86,8 +84,7 @@ static void pairs(sbuf *b, const char *dir, const char *x)
 {
     csv_table t;
     char rel[64];
-    snprintf(rel, sizeof rel, "%s/pairs.csv", x);
-    if (!rp_table(dir, rel, &t)) return;
+    if (!rp_exp_table(dir, x, "pairs.csv", &t, rel, sizeof rel)) return;
     rp_put(b, "Budget-matched comparisons (`%s`; difference = RandLora - other in test accuracy, Welch "
               "95%% interval, Holm-adjusted p across the claim's pairs, TOST 90%% interval against ±0.01):\n\n"
               "| task | RandLora r (params) | other | budget difference | difference [95%% CI] | p (Holm) | 90%% CI | "
@@ -116,8 +113,7 @@ static void movement(sbuf *b, const char *dir, const char *x)
 {
     csv_table t;
     char rel[64];
-    snprintf(rel, sizeof rel, "%s/movement.csv", x);
-    if (!rp_table(dir, rel, &t)) return;
+    if (!rp_exp_table(dir, x, "movement.csv", &t, rel, sizeof rel)) return;
     rp_put(b, "How far each method moves each adapted layer (`%s`, mean over seeds): relative change "
               "‖ΔW‖_F / ‖W0‖_F, numerical rank of ΔW (float32 tolerance), and k90, the fewest singular directions that "
               "hold 90%% of ‖ΔW‖_F². Full fine-tuning's k90 says how high-rank an update the task asks for.\n\n"

@@ -185,32 +185,6 @@ rl_status ft_base(rl_model **out, const ft_data *d, const char *dir, ft_size siz
 
 /* ---- the command ---- */
 
-typedef struct {
-    int seeds, jobs;
-    bool smoke, poison;
-} ft_flags;
-
-static int ft_flag(void *ctx, int argc, char **argv, int *i)
-{
-    ft_flags *f = ctx;
-    const char *a = argv[*i];
-    if (!strcmp(a, "--smoke")) return f->smoke = true, 1;
-    if (!strcmp(a, "--poison-test-labels")) return f->poison = true, 1;
-    if (!strcmp(a, "--seeds")) {
-        char *end = NULL;
-        long v = *i + 1 < argc ? strtol(argv[*i + 1], &end, 10) : 0;
-        if (*i + 1 >= argc || !end || *end || v < 2 || v > 64) {
-            fprintf(stderr, "randlora sweep finetune: --seeds '%s' is not an integer in 2..64\n",
-                    *i + 1 < argc ? argv[*i + 1] : "");
-            return -1;
-        }
-        f->seeds = (int)v;
-        ++*i;
-        return 1;
-    }
-    return pr_parse_jobs(&f->jobs, argc, argv, i, "randlora sweep finetune");
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -238,14 +212,12 @@ int sweep_finetune(int argc, char **argv)
 {
     sweep_opts o;
     sweep_opts_init(&o, "finetune");
-    ft_flags fl = {.jobs = 1};
-    int pa = sweep_parse_args(&o, argc, argv, "randlora sweep finetune", usage, ft_flag, &fl);
+    pr_flags fl = {.cmd = "randlora sweep finetune", .accept = PR_ACCEPT_SEEDS | PR_ACCEPT_POISON, .jobs = 1};
+    int pa = sweep_parse_args(&o, argc, argv, fl.cmd, usage, pr_parse_flag, &fl);
     if (pa <= 0) return pa < 0 ? 2 : 0;
-    if (fl.smoke && o.full) {
-        fprintf(stderr, "randlora sweep finetune: --smoke and --full exclude each other\n");
-        return 2;
-    }
-    const ft_size size = fl.smoke ? FT_SMOKE : o.full ? FT_FULL : FT_QUICK;
+    int sz = pr_flags_size(&fl, &o);
+    if (sz < 0) return 2;
+    const ft_size size = (ft_size)sz;
     ft_sizes z = sizes_of(size);
     if (fl.seeds) {
         if (fl.seeds < z.sel_seeds) {

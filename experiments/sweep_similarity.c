@@ -73,17 +73,14 @@ typedef struct {
 } sim_cfg;
 
 typedef struct {
-    ft_size size;
+    pr_flags pr;
     const char *ftdir;
-    int seeds; /* set by --seeds-max: 0 = every seed found */
 } sim_flags;
 
 static int sim_flag(void *ctx, int argc, char **argv, int *i)
 {
     sim_flags *f = ctx;
-    const char *a = argv[*i];
-    if (!strcmp(a, "--smoke")) return f->size = FT_SMOKE, 1;
-    if (!strcmp(a, "--finetune")) {
+    if (!strcmp(argv[*i], "--finetune")) {
         if (*i + 1 >= argc || !argv[*i + 1][0]) {
             fprintf(stderr, "randlora sweep similarity: --finetune needs a directory\n");
             return -1;
@@ -91,7 +88,7 @@ static int sim_flag(void *ctx, int argc, char **argv, int *i)
         f->ftdir = argv[++*i];
         return 1;
     }
-    return 0;
+    return strcmp(argv[*i], "--smoke") ? 0 : pr_parse_flag(&f->pr, argc, argv, i);
 }
 
 static void usage(FILE *out)
@@ -248,16 +245,12 @@ int sweep_similarity(int argc, char **argv)
 {
     sweep_opts o;
     sweep_opts_init(&o, "similarity");
-    sim_flags fl = {.size = FT_QUICK, .ftdir = "results/finetune"};
-    int pa = sweep_parse_args(&o, argc, argv, "randlora sweep similarity", usage, sim_flag, &fl);
+    sim_flags fl = {.pr = {.cmd = "randlora sweep similarity"}, .ftdir = "results/finetune"};
+    int pa = sweep_parse_args(&o, argc, argv, fl.pr.cmd, usage, sim_flag, &fl);
     if (pa <= 0) return pa < 0 ? 2 : 0;
-    if (o.full) {
-        if (fl.size == FT_SMOKE) {
-            fprintf(stderr, "randlora sweep similarity: --smoke and --full exclude each other\n");
-            return 2;
-        }
-        fl.size = FT_FULL;
-    }
+    const int sz = pr_flags_size(&fl.pr, &o);
+    if (sz < 0) return 2;
+    const ft_size size = (ft_size)sz;
     if (!sweep_is_root()) return 0; /* not a grid: rank 0 alone computes it */
     char path[700];
     csv_table runs, pairs;
@@ -274,7 +267,7 @@ int sweep_similarity(int argc, char **argv)
     }
     char cfgjson[300];
     snprintf(cfgjson, sizeof cfgjson, "{\"finetune\": \"%s\", \"size\": \"%s\", \"examples\": %d, \"margin\": %g}",
-             fl.ftdir, ft_size_names[fl.size], SIM_N, SIM_MARGIN);
+             fl.ftdir, ft_size_names[size], SIM_N, SIM_MARGIN);
     int rc = 0;
     if (rl_mkdir_p(o.dir) != RL_OK || rl_manifest_write(o.dir, "similarity", argc, argv, cfgjson, 0) != RL_OK) {
         fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());
@@ -289,7 +282,7 @@ int sweep_similarity(int argc, char **argv)
     static sim_cfg cfg[SIM_MAX_CFG];
     for (int task = 0; task < FT_TASKS && rc == 0; task++) {
         int ncfg = 0;
-        rl_status st = task_cka(fl.ftdir, ft_size_names[fl.size], task, &runs, cfg, &ncfg, &cka, fl.size);
+        rl_status st = task_cka(fl.ftdir, ft_size_names[size], task, &runs, cfg, &ncfg, &cka, size);
         if (st != RL_OK) {
             fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());
             rc = st == RL_ENOTFOUND ? 2 : 1;
@@ -301,7 +294,7 @@ int sweep_similarity(int argc, char **argv)
                 pr_text_add(&sum, "%s,%s,%s,%d,%ld,%d,%.4f,%.4f\n", ft_task_names[task], cfg[i].method, cfg[i].bases,
                             cfg[i].r, cfg[i].params, cfg[i].n, mean, half);
         }
-        task_claims(ft_task_names[task], &pairs, cfg, ncfg, &cl, &pr, fl.size);
+        task_claims(ft_task_names[task], &pairs, cfg, ncfg, &cl, &pr, size);
     }
     static const char *const names[4] = {"cka.csv", "summary.csv", "claims.csv", "pairs.csv"};
     pr_text *texts[4] = {&cka, &sum, &cl, &pr};

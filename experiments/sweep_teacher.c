@@ -340,18 +340,6 @@ static void ts_summarise(const ts_ctx *c)
 
 /* ---- the command ---- */
 
-typedef struct {
-    int jobs;
-    bool smoke;
-} ts_flags;
-
-static int ts_flag(void *ctx, int argc, char **argv, int *i)
-{
-    ts_flags *f = ctx;
-    if (!strcmp(argv[*i], "--smoke")) return f->smoke = true, 1;
-    return pr_parse_jobs(&f->jobs, argc, argv, i, "randlora sweep teacher");
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -368,14 +356,11 @@ int sweep_teacher(int argc, char **argv)
 {
     sweep_opts o;
     sweep_opts_init(&o, "teacher");
-    ts_flags fl = {.jobs = 1};
-    int pa = sweep_parse_args(&o, argc, argv, "randlora sweep teacher", usage, ts_flag, &fl);
+    pr_flags fl = {.cmd = "randlora sweep teacher", .jobs = 1};
+    int pa = sweep_parse_args(&o, argc, argv, fl.cmd, usage, pr_parse_flag, &fl);
     if (pa <= 0) return pa < 0 ? 2 : 0;
-    if (fl.smoke && o.full) {
-        fprintf(stderr, "randlora sweep teacher: --smoke and --full exclude each other\n");
-        return 2;
-    }
-    const int size = fl.smoke ? 0 : o.full ? 2 : 1;
+    const int size = pr_flags_size(&fl, &o);
+    if (size < 0) return 2;
     rl_blas_set_threads(1);
     static ts_ctx c;
     memset(&c, 0, sizeof c);

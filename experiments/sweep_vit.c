@@ -237,18 +237,14 @@ static rl_status write_memory(const ad_exp *e, const char *dir)
 /* ---- the command ---- */
 
 typedef struct {
-    int seeds, jobs;
-    bool smoke, poison;
+    pr_flags pr;
     const char *backbones;
 } vt_flags;
 
 static int vt_flag(void *ctx, int argc, char **argv, int *i)
 {
     vt_flags *f = ctx;
-    const char *a = argv[*i];
-    if (!strcmp(a, "--smoke")) return f->smoke = true, 1;
-    if (!strcmp(a, "--poison-test-labels")) return f->poison = true, 1;
-    if (!strcmp(a, "--backbones")) {
+    if (!strcmp(argv[*i], "--backbones")) {
         if (*i + 1 >= argc || !argv[*i + 1][0]) {
             fprintf(stderr, "randlora sweep vit: --backbones needs a directory\n");
             return -1;
@@ -256,18 +252,7 @@ static int vt_flag(void *ctx, int argc, char **argv, int *i)
         f->backbones = argv[++*i];
         return 1;
     }
-    if (!strcmp(a, "--seeds")) {
-        char *end = NULL;
-        long v = *i + 1 < argc ? strtol(argv[*i + 1], &end, 10) : 0;
-        if (*i + 1 >= argc || !end || *end || v < 2 || v > 64) {
-            fprintf(stderr, "randlora sweep vit: --seeds '%s' is not an integer in 2..64\n", *i + 1 < argc ? argv[*i + 1] : "");
-            return -1;
-        }
-        f->seeds = (int)v;
-        ++*i;
-        return 1;
-    }
-    return pr_parse_jobs(&f->jobs, argc, argv, i, "randlora sweep vit");
+    return pr_parse_flag(&f->pr, argc, argv, i);
 }
 
 static void usage(FILE *out)
@@ -297,14 +282,12 @@ int sweep_vit(int argc, char **argv)
 {
     sweep_opts o;
     sweep_opts_init(&o, "vit");
-    vt_flags fl = {.jobs = 1, .backbones = "results/backbones"};
-    int pa = sweep_parse_args(&o, argc, argv, "randlora sweep vit", usage, vt_flag, &fl);
+    vt_flags fl = {.pr = {.cmd = "randlora sweep vit", .accept = PR_ACCEPT_SEEDS | PR_ACCEPT_POISON, .jobs = 1},
+                   .backbones = "results/backbones"};
+    int pa = sweep_parse_args(&o, argc, argv, fl.pr.cmd, usage, vt_flag, &fl);
     if (pa <= 0) return pa < 0 ? 2 : 0;
-    if (fl.smoke && o.full) {
-        fprintf(stderr, "randlora sweep vit: --smoke and --full exclude each other\n");
-        return 2;
-    }
-    const int size = fl.smoke ? VT_SMOKE : o.full ? VT_FULL : VT_QUICK;
+    const int size = pr_flags_size(&fl.pr, &o);
+    if (size < 0) return 2;
     rl_blas_set_threads(1);
     bb_spec bb = backbone_spec(size);
     bb_info bi;
@@ -328,13 +311,14 @@ int sweep_vit(int argc, char **argv)
     e.model_desc = size == VT_SMOKE ? "vit 28/7 dim 16, 1 block" : "vit 28/7 dim 64, 4 heads, mlp 256, 4 blocks";
     e.targets = VT_TARGETS;
     e.backbone_only = true;
-    e.poison_test = fl.poison;
+    e.poison_test = fl.pr.poison;
     snprintf(e.base_path, sizeof e.base_path, "%s", bi.path);
     static const pr_grid grids[3] = {{.per_decade = 2, .k_lo = -6, .k_hi = -5, .k_min = -7, .k_max = -4},
                                      {.per_decade = 2, .k_lo = -6, .k_hi = -4, .k_min = -10, .k_max = 0},
                                      {.per_decade = 2, .k_lo = -7, .k_hi = -4, .k_min = -10, .k_max = 0}};
     e.plan = (pr_plan){.grid = grids[size], .sel_seeds = 1,
-                       .seeds = fl.seeds ? fl.seeds : size == VT_FULL ? 5 : size == VT_QUICK ? 3 : 2, .jobs = fl.jobs};
+                       .seeds = fl.pr.seeds ? fl.pr.seeds : size == VT_FULL ? 5 : size == VT_QUICK ? 3 : 2,
+                       .jobs = fl.pr.jobs};
     static const int tasks[3][VT_TASKS] = {{VT_DIGITS}, {VT_DIGITS}, {VT_FMNIST59, VT_DIGITS, VT_ROTATED, VT_PERMUTED}};
     static const int ntasks[3] = {1, 1, 4};
     e.n_tasks = ntasks[size];

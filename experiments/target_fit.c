@@ -11,11 +11,7 @@ rl_status tf_adapter_new(tf_adapter *t, rl_method method, rl_bases_kind kind, in
 {
     memset(t, 0, sizeof *t);
     pr_seeds sd = pr_seeds_of(seed);
-    rl_adapter_config cfg = rl_adapter_config_default(method);
-    cfg.r = r;
-    if (method == RL_METHOD_LORA) cfg.alpha = 2.0 * r;
-    if (method == RL_METHOD_RANDLORA) cfg.alpha = 20.0 * r;
-    cfg.init_seed = sd.init;
+    rl_adapter_config cfg = pr_adapter_config(method, r, seed);
     rl_status st = RL_OK;
     if (method == RL_METHOD_VERA || method == RL_METHOD_RANDLORA)
         st = rl_shared_bases_new(&t->bases, method, r, d_out, d_in, kind, RL_BF16, RL_FMA, sd.bases_key);

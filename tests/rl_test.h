@@ -54,6 +54,25 @@ static inline void rl_test_rmdir(const char *dir)
     rmdir(dir);
 }
 
+/* The whole file at path (malloc'd, NUL-terminated; *len gets its size when
+ * len is not NULL), or NULL when it cannot be read. */
+static inline char *rl_test_slurp(const char *path, long *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *b = n >= 0 ? calloc((size_t)n + 1, 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(fp);
+    if (b && len) *len = n;
+    return b;
+}
+
 #define RL_TEST(suite, name)                                                                       \
     static void suite##_body_##name(void);                                                         \
     Test(suite, name)                                                                              \

@@ -10,21 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *b = calloc((size_t)n + 1, 1);
-    if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
+#include "rl_test.h"
+
 
 static void run(const char *cmd)
 {
@@ -39,7 +26,7 @@ static char *single_run(const char *tag)
                               "--results /tmp/rl_%s_%d", tag, (int)getpid(), tag, (int)getpid());
     run(cmd);
     snprintf(path, sizeof path, "/tmp/rl_%s_%d/runs.csv", tag, (int)getpid());
-    char *s = slurp(path);
+    char *s = rl_test_slurp(path, NULL);
     cr_assert_not_null(s);
     return s;
 }
@@ -56,13 +43,13 @@ Test(sweep, shards_and_resume_give_the_same_rows, .timeout = 120)
                               "--results /tmp/rl_sh_%d", pid, pid, pid);
     run(cmd);
     snprintf(path, sizeof path, "/tmp/rl_sh_%d/runs.csv", pid);
-    char *two = slurp(path);
+    char *two = rl_test_slurp(path, NULL);
     cr_assert_not_null(two);
     cr_assert_str_eq(two, one, "shards 0/2 + 1/2 differ from one process");
     snprintf(cmd, sizeof cmd, "build/randlora sweep expressivity --limit 12 --results /tmp/rl_sh_%d 2>/tmp/rl_sh_%d.log", pid, pid);
     run(cmd);
     snprintf(path, sizeof path, "/tmp/rl_sh_%d.log", pid);
-    char *log = slurp(path);
+    char *log = rl_test_slurp(path, NULL);
     cr_assert(log && strstr(log, "(12 already done)"), "a rerun recomputed points: %s", log ? log : "");
     free(log);
     free(two);
@@ -83,7 +70,7 @@ Test(sweep, mpirun_two_ranks_give_the_same_rows, .timeout = 120)
                               "build/mpi/randlora sweep expressivity --limit 12 --quiet --results /tmp/rl_mpi_%d", pid, pid);
     run(cmd);
     snprintf(path, sizeof path, "/tmp/rl_mpi_%d/runs.csv", pid);
-    char *two = slurp(path);
+    char *two = rl_test_slurp(path, NULL);
     cr_assert_not_null(two, "rank 0 did not assemble the table");
     cr_assert_str_eq(two, one, "mpirun -np 2 differs from one process");
     free(two);

@@ -279,21 +279,6 @@ RL_TEST(protocol, budget_matcher_on_the_mlp)
 
 /* ---- the sweep itself (build/randlora as a subprocess) ---- */
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *b = calloc((size_t)n + 1, 1);
-    if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
 
 /* A copy of csv without the columns that measure time or memory (they
  * vary between runs). */
@@ -341,7 +326,7 @@ static char *table(const char *dir, const char *name)
 {
     char p[256];
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    char *s = slurp(p);
+    char *s = rl_test_slurp(p, NULL);
     cr_assert_not_null(s, "%s missing", p);
     char *t = drop_cols(s, timing, 2);
     free(s);
@@ -408,7 +393,7 @@ Test(protocol, shards_workers_and_rerun_give_the_same_rows, .timeout = 180)
     run(cmd);
     char p[128];
     snprintf(p, sizeof p, "%s/rerun.log", one);
-    char *log = slurp(p);
+    char *log = rl_test_slurp(p, NULL);
     cr_assert(log && !strstr(log, "round") && strstr(log, "complete"), "a rerun trained again: %s", log ? log : "");
     free(log);
     snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", one, sh, jb);

@@ -7,24 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rl_test.h"
+
 #define BEGIN "<!-- findings:begin"
 #define END "<!-- findings:end -->"
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *b = calloc((size_t)n + 1, 1);
-    if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
 
 /* The `results/...csv` paths named in a line, into cites (max 4). */
 static int citations(const char *line, size_t len, char cites[4][128])
@@ -42,7 +29,7 @@ static int citations(const char *line, size_t len, char cites[4][128])
 
 Test(readme, findings_numbers_come_from_the_csvs_they_cite)
 {
-    char *readme = slurp("README.md");
+    char *readme = rl_test_slurp("README.md", NULL);
     cr_assert_not_null(readme, "README.md not found (tests run from the project root)");
     char *a = strstr(readme, BEGIN), *z = a ? strstr(a, END) : NULL;
     cr_assert(a && z, "README.md has no findings block between the markers");
@@ -63,7 +50,7 @@ Test(readme, findings_numbers_come_from_the_csvs_they_cite)
             nc = n2;
             for (int i = 0; i < nc; i++) {
                 memcpy(cites[i], c2[i], sizeof cites[i]);
-                files[i] = slurp(cites[i]);
+                files[i] = rl_test_slurp(cites[i], NULL);
                 cr_assert_not_null(files[i], "the block cites %s, which does not exist", cites[i]);
             }
         } else if (len > 0 && !table_row) {

@@ -20,21 +20,6 @@
 
 TestSuite(vit, .init = rl_test_mark);
 
-static char *slurp(const char *path, long *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    *len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *b = malloc((size_t)*len + 1);
-    if (b && fread(b, 1, (size_t)*len, fp) != (size_t)*len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
 
 static bb_spec tiny_spec(void)
 {
@@ -56,13 +41,13 @@ RL_TEST(vit, backbone_round_trips_and_rebuilds_on_a_changed_manifest)
     cr_assert_eq(bb_get(root, &s, true, &a), RL_OK, "%s", rl_errmsg());
     cr_assert(a.built && a.steps > 0 && a.test_acc > 0 && a.test_acc <= 1, "built: steps %ld, accuracy %g", a.steps, a.test_acc);
     long n1, n2;
-    char *f1 = slurp(a.path, &n1);
+    char *f1 = rl_test_slurp(a.path, &n1);
     cr_assert_not_null(f1);
     /* reused: nothing retrained, the same bytes, the stated accuracies from the manifest */
     cr_assert_eq(bb_get(root, &s, true, &b), RL_OK, "%s", rl_errmsg());
     cr_assert(!b.built);
     cr_assert(fabs(b.test_acc - a.test_acc) < 1e-6 && b.steps == a.steps);
-    char *f2 = slurp(b.path, &n2);
+    char *f2 = rl_test_slurp(b.path, &n2);
     cr_assert(n1 == n2 && memcmp(f1, f2, (size_t)n1) == 0);
     free(f2);
     /* load into a model and save again: bit for bit */
@@ -72,7 +57,7 @@ RL_TEST(vit, backbone_round_trips_and_rebuilds_on_a_changed_manifest)
     char again[128];
     snprintf(again, sizeof again, "%s/again.safetensors", root);
     cr_assert_eq(rl_model_save_base(m, again), RL_OK);
-    f2 = slurp(again, &n2);
+    f2 = rl_test_slurp(again, &n2);
     cr_assert(n1 == n2 && memcmp(f1, f2, (size_t)n1) == 0, "the checkpoint does not round-trip bit for bit");
     free(f2);
     unlink(again);
@@ -89,7 +74,7 @@ RL_TEST(vit, backbone_round_trips_and_rebuilds_on_a_changed_manifest)
     s.max_epochs = 2;
     cr_assert_eq(bb_get(root, &s, true, &b), RL_OK, "%s", rl_errmsg());
     cr_assert(b.built && b.steps > a.steps);
-    f2 = slurp(b.path, &n2);
+    f2 = rl_test_slurp(b.path, &n2);
     cr_assert(n1 != n2 || memcmp(f1, f2, (size_t)n1) != 0, "rebuilt weights differ");
     free(f2);
     /* a manifest edited by hand (here: broken) is not trusted either */

@@ -310,10 +310,11 @@ void rl_model_reset_head(rl_model *m, uint64_t seed)
 
 /* ---- adapters ---- */
 
-static bool in_list(const char *list, const char *t)
+bool rl_model_target_listed(const char *targets, const char *t)
 {
+    if (strcmp(targets, "all") == 0) return true;
     size_t n = strlen(t);
-    for (const char *p = list; *p;) {
+    for (const char *p = targets; *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         if (len == n && strncmp(p, t, n) == 0) return true;
@@ -325,7 +326,7 @@ static bool in_list(const char *list, const char *t)
 
 static bool is_target(const linear *L, const char *targets)
 {
-    return !L->is_head && (strcmp(targets, "all") == 0 || in_list(targets, L->target));
+    return !L->is_head && rl_model_target_listed(targets, L->target);
 }
 
 rl_status rl_model_attach(rl_model *m, const rl_adapter_config *cfg, const char *targets,

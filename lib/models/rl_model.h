@@ -63,6 +63,8 @@ int rl_model_max_batch(const rl_model *m);
  * target names are RL_EINVAL naming them. */
 rl_status rl_model_attach(rl_model *m, const rl_adapter_config *cfg, const char *targets,
                           rl_bases_kind kind, uint64_t key, rl_path path);
+/* Does `targets` (a comma list of target names, or "all") name target `t`? */
+bool rl_model_target_listed(const char *targets, const char *t);
 /* Remove the adapters; back to RL_MODE_BASE. */
 void rl_model_detach(rl_model *m);
 rl_model_mode rl_model_get_mode(const rl_model *m);

@@ -168,8 +168,7 @@ int sweep_similarity(int argc, char **argv)
                 }
                 if (best[0] < 0 || best[1] < 0) continue;
                 cn += snprintf(cl + cn, sizeof cl - (size_t)cn,
-                               "%s,RandLora activations closer to full fine-tuning than LoRA's,paper (CKA analysis; "
-                               "numbers not recovered),mean CKA over layers: RandLora r=%d %.4f vs LoRA r=%d %.4f,%s,"
+                               "%s,RandLora activations closer to full fine-tuning than LoRA's,cka_claim,mean CKA over layers: RandLora r=%d %.4f vs LoRA r=%d %.4f,%s,"
                                "best RandLora dense > best LoRA (seed 0 only: no interval)\n",
                                ft_task_names[task], bestr[1], best[1], bestr[0], best[0],
                                best[1] > best[0] ? "holds" : "does not hold");

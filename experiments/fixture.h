@@ -14,7 +14,7 @@
  * `randlora parity`, and truth64 reproduces its truth.* tensors) and
  * verified_max_rel. Nothing is written unless every one of them passes.
  *
- * truth64_layer is the float64 reference: PEFT's formulas written out as
+ * truth64_layer (truth64.c) is the float64 reference: PEFT's formulas written out as
  * plain loops in double (no BLAS, no float32 anywhere after the inputs):
  *   y  = x Wᵀ + b + adapter(x),  L = Σ y ⊙ dy,  dx = ∂L/∂x,  dθ = ∂L/∂θ
  *   lora      adapter(x) = s (x Aᵀ) Bᵀ, s = alpha / r (alpha / √r rsLoRA)

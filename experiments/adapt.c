@@ -350,7 +350,9 @@ static void write_claims(const ad_exp *e, const char *dir, const ad_group *g, in
                 strncat(list, one, sizeof list - strlen(list) - 1);
             }
             snprintf(m, sizeof m, "%s (%s)", counts, list);
-            pr_claim_row(&cl, tn, claim, k ? "paper Table 1 / Fig. 1 (VeRA column)" : "paper abstract / Table 1 / Fig. 1",
+            pr_claim_row(&cl, tn, claim, k ? "table1_llama3_8b_170k_vera table1_llama3_8b_170k_randlora_efficient fig3_b32_full_vera256 fig3_b32_full_randlora6"
+                           : "table1_llama3_8b_170k_randlora_performant table1_llama3_8b_170k_lora_performant "
+                             "fig1c_llama3_8b_randlora_0p559e8 fig1c_llama3_8b_lora_0p563e8",
                          m, v, rule_pairs, run);
         }
         /* LoRA plateaus below full fine-tuning: the largest LoRA rank vs full */
@@ -376,8 +378,8 @@ static void write_claims(const ad_exp *e, const char *dir, const ad_group *g, in
                      x->params, c.s.w.diff, c.s.w.lo, c.s.w.hi, c.s.t.w.lo, c.s.t.w.hi, c.s.verdict);
             pr_claim_row(&cl, tn,
                         k ? "RandLora (largest budget) reaches full fine-tuning" : "LoRA (largest rank) plateaus below full fine-tuning",
-                        k ? "paper Fig. 1 / Table 1: RandLora closes the gap to full fine-tuning"
-                          : "paper Fig. 1 / Table 1: LoRA's accuracy plateaus below full fine-tuning",
+                        k ? "fig3_b32_full_randlora6 fig3_b32_full_ft"
+                          : "fig1b_clip_lora_3p61e6 fig1b_clip_lora_1p44e7 fig3_b32_full_lora32 fig3_b32_full_ft",
                         m, v,
                         k ? "holds unless full is better (Welch 95%); equivalent = TOST margin 1 point"
                           : "holds when full is better (Welch 95%); TOST margin 1 point otherwise",
@@ -412,7 +414,7 @@ static void write_claims(const ad_exp *e, const char *dir, const ad_group *g, in
                 }
                 snprintf(m, sizeof m, "%d of %d matched budgets (%s)", hits, nlp, list);
                 pr_claim_row(&cl, tn, "RandLora reaches full fine-tuning at a budget where LoRA does not",
-                             "paper Fig. 1: RandLora's curve meets full fine-tuning while LoRA's plateaus below it", m,
+                             "fig1b_clip_lora_1p44e7 fig1b_clip_randlora_9p64e6 fig3_b32_full_ft", m,
                              hits ? "holds" : "does not hold",
                              "some matched budget where RandLora - full is equivalent (TOST margin 1 point) or better and "
                              "LoRA - full is worse (Welch; Holm across the task's method-vs-full comparisons)",
@@ -426,8 +428,7 @@ static void write_claims(const ad_exp *e, const char *dir, const ad_group *g, in
             snprintf(m, sizeof m, "smallest matched budget %ld: RandLora r=%d - LoRA r=%d = %+.4f [%+.4f; %+.4f] (%s)",
                      lp[s].a->params, lp[s].a->r, lp[s].b->r, lp[s].s.w.diff, lp[s].s.w.lo, lp[s].s.w.hi, vx);
             pr_claim_row(&cl, tn, "At the smallest budgets LoRA is better than RandLora (the crossover)",
-                         "paper Fig. 1 (a, b): LoRA above RandLora at the smallest parameter counts; PEFT docs: gains "
-                         "\"mostly for larger equivalent amounts (> LoRA rank 4)\"",
+                         "fig1a_dinov2_crossover peft_docs_small_budget",
                          m, !strcmp(vx, "worse") ? "holds" : !strcmp(vx, "better") ? "does not hold" : vx,
                          "the RandLora-vs-LoRA pair of the smallest budget (as in the equal-parameters claim: Holm; TOST)",
                          run);
@@ -471,8 +472,7 @@ static void write_claims(const ad_exp *e, const char *dir, const ad_group *g, in
             char mm[600];
             snprintf(mm, sizeof mm, "%s - dense test accuracy: %s", kinds[k], la);
             pr_claim_row(&cl, tn, k ? "very_sparse bases cost accuracy" : "sparse bases do not reduce accuracy",
-                        k ? "PEFT docs: very sparse bases \"will most likely decrease performance\""
-                          : "PEFT docs: sparse bases \"typically do[] not reduce performance\"",
+                        k ? "peft_docs_very_sparse" : "peft_docs_sparse",
                         mm, va,
                         "TOST of the test-accuracy difference with margin 1 point (90% interval; alpha 0.05); "
                         "worse = interval below 0 outside the margin or Welch-Holm significant",
@@ -481,7 +481,7 @@ static void write_claims(const ad_exp *e, const char *dir, const ad_group *g, in
                            : gworse > 0 ? "does not hold" : "inconclusive";
             char gc[80];
             snprintf(gc, sizeof gc, "%s bases reduce the train-test gap", kinds[k]);
-            pr_claim_row(&cl, tn, gc, "PEFT docs: sparse bases \"can even help reduce overfitting\"", lg, vg,
+            pr_claim_row(&cl, tn, gc, "peft_docs_sparse sparse_ablation", lg, vg,
                         "Welch 95% interval of dense gap - sparse gap (gap = train - test accuracy), Holm across r",
                         run);
         }

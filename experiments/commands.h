@@ -13,6 +13,7 @@ int cmd_export(int argc, char **argv);   /* rank.c */
 int sweep_rank(int argc, char **argv);   /* sweep_rank.c */
 int cmd_bench(int argc, char **argv);    /* bench.c */
 int cmd_report(int argc, char **argv);   /* report.c */
+int cmd_fixture(int argc, char **argv);  /* fixture.c */
 int sweep_cost(int argc, char **argv);   /* sweep_cost.c */
 int sweep_expressivity(int argc, char **argv); /* sweep_expressivity.c */
 int sweep_finetune(int argc, char **argv); /* sweep_finetune.c */

@@ -26,7 +26,8 @@ static const command sweeps[] = {
 };
 
 static const command commands[] = {
-    {"parity", cmd_parity, "check the library against PEFT reference files"},
+    {"parity", cmd_parity, "check the library (or --candidate: another implementation) against PEFT reference files"},
+    {"fixture", cmd_fixture, "write a new reference file (peft-parity-v1) computed by this implementation"},
     {"params", cmd_params, "trainable parameters and checkpoint sizes on real architectures"},
     {"rank", cmd_rank, "numerical rank of each layer's ΔW in a parity file"},
     {"inspect", cmd_inspect, "one row per module of a PEFT adapter directory: rank, norms"},

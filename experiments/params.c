@@ -358,15 +358,14 @@ static const char *si_bytes(uint64_t b, char *buf, size_t len)
     return buf;
 }
 
-static void print_csv_row(const char *arch, rl_method method, int r, const params_selection *sel,
+void params_print_csv_row(const char *arch, rl_method method, int r, const params_selection *sel,
                           const params_result *res)
 {
     printf("%s,%s,%d,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", arch, rl_method_name(method), r,
            sel->targets, res->layers, res->params, res->bases_floats);
 }
 
-/* The human report for one (modules, method, r). */
-static void print_report(const char *title, const params_selection *sel, rl_method method, int r,
+void params_print_report(const char *title, const params_selection *sel, rl_method method, int r,
                          rl_bases_kind kind, const params_result *res)
 {
     char a[32], b[32], c[32];
@@ -376,14 +375,19 @@ static void print_report(const char *title, const params_selection *sel, rl_meth
         printf(", bases %s (the kind changes neither counts nor sizes: all are stored as F32)",
                rl_bases_kind_name(kind));
     printf("\ntargets %s: %" PRIu64 " adapted modules\n\n", sel->targets, res->layers);
-    printf("  %-26s %13s %7s %15s %15s\n", "module", "out x in", "count", "params/module", "params");
+    int w = 26;
+    for (int i = 0; i < sel->n; i++) {
+        int n = (int)strlen(sel->m[i].name) + (sel->m[i].tower ? (int)strlen(sel->m[i].tower) + 1 : 0);
+        if (n > w) w = n;
+    }
+    printf("  %-*s %13s %7s %15s %15s\n", w, "module", "out x in", "count", "params/module", "params");
     for (int i = 0; i < sel->n; i++) {
         const params_module *m = &sel->m[i];
-        char label[64], shape[32];
+        char label[224], shape[32];
         snprintf(label, sizeof label, "%s%s%s", m->tower ? m->tower : "", m->tower ? " " : "", m->name);
         snprintf(shape, sizeof shape, "%d x %d", m->d_out, m->d_in);
         size_t each = rl_param_count_formula(method, r, m->d_out, m->d_in);
-        printf("  %-26s %13s %7d %15s %15s\n", label, shape, m->count, commas(each, a, sizeof a),
+        printf("  %-*s %13s %7d %15s %15s\n", w, label, shape, m->count, commas(each, a, sizeof a),
                commas((uint64_t)each * (uint64_t)m->count, b, sizeof b));
     }
     printf("\ntrainable parameters  %s\n", commas(res->params, a, sizeof a));
@@ -412,8 +416,8 @@ static void print_report(const char *title, const params_selection *sel, rl_meth
         printf("  PEFT (every version) stores the same: VeRA drops its per-layer aliases\n");
 }
 
-/* The --arch all table of one architecture: params and checkpoint size per
- * (r, method). Returns 0, or 2 on bad --targets for this architecture. */
+/* The --arch all table of one architecture. Returns 0, or 2 on bad
+ * --targets for this architecture. */
 static int print_arch_table(const params_arch *a, const char *targets, const rl_method *methods,
                             int n_methods, const int *rs, int n_rs, bool csv)
 {
@@ -422,13 +426,20 @@ static int print_arch_table(const params_arch *a, const char *targets, const rl_
         fprintf(stderr, "randlora params: %s\n", rl_errmsg());
         return 2;
     }
+    return params_print_table(a->name, a->desc, a->source, &sel, methods, n_methods, rs, n_rs, csv);
+}
+
+int params_print_table(const char *name, const char *desc, const char *source, const params_selection *sel,
+                       const rl_method *methods, int n_methods, const int *rs, int n_rs, bool csv)
+{
+    RL_ASSERT(n_methods >= 1 && n_methods <= 8, "%d methods", n_methods);
     bool has_randlora = false;
     for (int k = 0; k < n_methods; k++) has_randlora |= methods[k] == RL_METHOD_RANDLORA;
     if (!csv) {
         uint64_t layers = 0;
-        for (int i = 0; i < sel.n; i++) layers += (uint64_t)sel.m[i].count;
-        printf("== %s -- %s [%s]\n   targets %s: %" PRIu64 " adapted modules\n", a->name, a->desc,
-               a->source, sel.targets, layers);
+        for (int i = 0; i < sel->n; i++) layers += (uint64_t)sel->m[i].count;
+        printf("== %s -- %s [%s]\n   targets %s: %" PRIu64 " adapted modules\n", name, desc, source,
+               sel->targets, layers);
         printf("   %5s  %*s", "", 14 * n_methods - 2, "trainable parameters");
         printf("  | %*s\n", 11 * n_methods + (has_randlora ? 21 : 0) - 1, "checkpoint F32 (params + bases)");
         printf("   %5s", "r");
@@ -441,12 +452,12 @@ static int print_arch_table(const params_arch *a, const char *targets, const rl_
     for (int j = 0; j < n_rs; j++) {
         params_result res[8];
         for (int k = 0; k < n_methods; k++)
-            if (params_count(methods[k], rs[j], sel.m, sel.n, &res[k]) != RL_OK) {
+            if (params_count(methods[k], rs[j], sel->m, sel->n, &res[k]) != RL_OK) {
                 fprintf(stderr, "randlora params: %s\n", rl_errmsg());
                 return 2;
             }
         if (csv) {
-            for (int k = 0; k < n_methods; k++) print_csv_row(a->name, methods[k], rs[j], &sel, &res[k]);
+            for (int k = 0; k < n_methods; k++) params_print_csv_row(name, methods[k], rs[j], sel, &res[k]);
             continue;
         }
         char buf[32];
@@ -461,6 +472,13 @@ static int print_arch_table(const params_arch *a, const char *targets, const rl_
     }
     if (!csv) printf("\n");
     return 0;
+}
+
+void params_print_table_note(void)
+{
+    printf("* RandLora as PEFT <= 0.20 saves it: a full copy of randlora_A/B under every adapted\n"
+           "  module besides the canonical one (peft-semantics.md 5.3). VeRA stores one copy in\n"
+           "  every version; LoRA has no bases. Sizes in SI units (1 MB = 10^6 bytes).\n");
 }
 
 static void print_list(void)
@@ -506,6 +524,8 @@ int cmd_params(int argc, char **argv)
     const char *arch = NULL, *targets = NULL, *method_s = NULL, *r_s = NULL, *bases_s = NULL,
                *shapes = NULL;
     bool csv = false, list = false;
+    for (int i = 1; i < argc; i++) /* a Hugging Face config or checkpoint: hfconfig.c */
+        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "--weights") == 0) return params_hf(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **val = NULL;
@@ -583,10 +603,7 @@ int cmd_params(int argc, char **argv)
             int rc = print_arch_table(&archs[i], t, methods, n_methods, rs, n_rs, csv);
             if (rc) return rc;
         }
-        if (!csv)
-            printf("* RandLora as PEFT <= 0.20 saves it: a full copy of randlora_A/B under every adapted\n"
-                   "  module besides the canonical one (peft-semantics.md 5.3). VeRA stores one copy in\n"
-                   "  every version; LoRA has no bases. Sizes in SI units (1 MB = 10^6 bytes).\n");
+        if (!csv) params_print_table_note();
         return 0;
     }
 
@@ -628,9 +645,9 @@ int cmd_params(int argc, char **argv)
     }
     if (csv) {
         printf("%s\n", PARAMS_CSV_HEADER);
-        print_csv_row(arch_name, method, r, &sel, &res);
+        params_print_csv_row(arch_name, method, r, &sel, &res);
     } else {
-        print_report(title, &sel, method, r, kind, &res);
+        params_print_report(title, &sel, method, r, kind, &res);
     }
     return 0;
 }

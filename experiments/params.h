@@ -20,6 +20,7 @@
 #ifndef RL_PARAMS_H
 #define RL_PARAMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,5 +89,23 @@ rl_status params_parse_shapes(const char *spec, params_selection *sel);
 /* Count modules `m[0..n)` adapted with method `method` at rank r. RL_EINVAL
  * for r outside [1, PARAMS_MAX_DIM] or n <= 0, RL_ERANGE on 64-bit overflow. */
 rl_status params_count(rl_method method, int r, const params_module *m, int n, params_result *out);
+
+/* Print the human report of one (modules, method, r) under `title`. */
+void params_print_report(const char *title, const params_selection *sel, rl_method method, int r,
+                         rl_bases_kind kind, const params_result *res);
+/* One CSV row (PARAMS_CSV_HEADER's columns) with `arch` in the first field. */
+void params_print_csv_row(const char *arch, rl_method method, int r, const params_selection *sel,
+                          const params_result *res);
+/* The table of params and checkpoint sizes per (r, method) for `sel`, with a
+ * "== name -- desc [source]" title (or CSV rows named `name`). Returns 0, or
+ * 2 after printing the error when a count fails. */
+int params_print_table(const char *name, const char *desc, const char *source, const params_selection *sel,
+                       const rl_method *methods, int n_methods, const int *rs, int n_rs, bool csv);
+/* The footnote under such tables (what "PEFT<=0.20*" means). */
+void params_print_table_note(void);
+
+/* `randlora params --config FILE | --weights FILE ...` (hfconfig.c): the
+ * same tables for a Hugging Face model read from its files. */
+int params_hf(int argc, char **argv);
 
 #endif

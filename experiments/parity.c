@@ -544,19 +544,57 @@ rl_status parity_check_file(const char *path, double tol, parity_result *res)
     return st;
 }
 
+bool parity_print_row(const char *label, const parity_result *res, rl_status st)
+{
+    if (st != RL_OK) {
+        printf("FAIL %s error %s: %s\n", label, rl_strerror(st), rl_errmsg());
+        return false;
+    }
+    if (!res->pass) {
+        printf("FAIL %s %s %.3g\n", label, res->fail_what, res->fail_err);
+        return false;
+    }
+    printf("PASS %s method=%s layers=%d bases=", label, res->method, res->layers);
+    if (strcmp(res->method, "lora") == 0) printf("none");
+    else if (res->bases_absent) printf("not-given");
+    else if (res->bases_mismatch == 0) printf("bit-exact");
+    else printf("%ld-differ-max-%u-ulp", res->bases_mismatch, res->bases_max_ulp);
+    printf(" init=%d max_rel=%.2e (%s) grad=%.2e vs_float64: output=%.2e dx=%.2e", res->init_checked, res->max_rel,
+           res->max_rel_what, res->grad_rel, res->truth_out_rel, res->truth_dx_rel);
+    if (res->truth_grad_rel >= 0) printf(" params=%.2e", res->truth_grad_rel);
+    printf(" (peft_f32 output=%.2e", res->peft_truth_out_rel);
+    if (res->peft_truth_grad_rel >= 0) printf(" params=%.2e", res->peft_truth_grad_rel);
+    printf(")\n");
+    return true;
+}
+
+void parity_print_summary(int passed, int failed, double worst_grad, double worst_truth_grad)
+{
+    printf("worst gradient error vs PEFT %.2e", worst_grad);
+    if (worst_truth_grad >= 0) printf(", parameter gradients vs float64 truth %.2e", worst_truth_grad);
+    printf("\n");
+    printf("%d passed, %d failed\n", passed, failed);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: randlora parity [--tol REL] [--out CSV] FILE...\n"
+            "       randlora parity [--tol REL] --candidate CAND.safetensors REF.safetensors\n"
             "  Checks the library against PEFT reference files (peft-parity-v1 safetensors,\n"
             "  e.g. tests/fixtures/peft/*.safetensors): regenerated bases (bit-exact for\n"
             "  RandLora, <= 1 ulp for VeRA), init values (bit-exact), and output, delta\n"
-            "  weight and gradients within max|err| / max|ref| <= REL (default %g).\n",
+            "  weight and gradients within max|err| / max|ref| <= REL (default %g).\n"
+            "  --candidate: another implementation's results for REF's inputs (layers.<i>.output,\n"
+            "  .delta_weight, .grad.x, .grad.<PEFT param>, optional bases) checked the same way\n"
+            "  against PEFT's expect.* and the float64 truth.* (candidate.h; experiments/reference/).\n",
             PARITY_DEFAULT_TOL);
 }
 
 int cmd_parity(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* another implementation's results: candidate.c */
+        if (strcmp(argv[i], "--candidate") == 0) return parity_candidate_cmd(argc, argv);
     double tol = PARITY_DEFAULT_TOL;
     const char *out_path = NULL;
     int first = 1;
@@ -616,34 +654,13 @@ int cmd_parity(int argc, char **argv)
                                      res.truth_dx_rel, res.truth_grad_rel, res.peft_truth_out_rel,
                                      res.peft_truth_grad_rel, res.ref_grad_zero, res.fd_max_err,
                                      st != RL_OK ? rl_strerror(st) : "");
-        if (st != RL_OK) {
-            printf("FAIL %s error %s: %s\n", argv[i], rl_strerror(st), rl_errmsg());
-            failed++;
-            continue;
-        }
-        if (!res.pass) {
-            printf("FAIL %s %s %.3g\n", argv[i], res.fail_what, res.fail_err);
-            failed++;
-        } else {
-            printf("PASS %s method=%s layers=%d bases=", argv[i], res.method, res.layers);
-            if (strcmp(res.method, "lora") == 0) printf("none");
-            else if (res.bases_mismatch == 0) printf("bit-exact");
-            else printf("%ld-differ-max-%u-ulp", res.bases_mismatch, res.bases_max_ulp);
-            printf(" init=%d max_rel=%.2e (%s) grad=%.2e vs_float64: output=%.2e dx=%.2e", res.init_checked,
-                   res.max_rel, res.max_rel_what, res.grad_rel, res.truth_out_rel, res.truth_dx_rel);
-            if (res.truth_grad_rel >= 0) printf(" params=%.2e", res.truth_grad_rel);
-            printf(" (peft_f32 output=%.2e", res.peft_truth_out_rel);
-            if (res.peft_truth_grad_rel >= 0) printf(" params=%.2e", res.peft_truth_grad_rel);
-            printf(")\n");
-            passed++;
-        }
+        if (parity_print_row(argv[i], &res, st)) passed++;
+        else failed++;
+        if (st != RL_OK) continue;
         if (res.grad_rel > worst_grad || isnan(res.grad_rel)) worst_grad = res.grad_rel;
         if (res.truth_grad_rel > worst_truth_grad) worst_truth_grad = res.truth_grad_rel;
     }
-    printf("worst gradient error vs PEFT %.2e", worst_grad);
-    if (worst_truth_grad >= 0) printf(", parameter gradients vs float64 truth %.2e", worst_truth_grad);
-    printf("\n");
-    printf("%d passed, %d failed\n", passed, failed);
+    parity_print_summary(passed, failed, worst_grad, worst_truth_grad);
     if (csv) {
         if (rl_write_file_atomic(out_path, csv, clen) != RL_OK) {
             fprintf(stderr, "randlora parity: %s\n", rl_errmsg());

@@ -58,6 +58,7 @@ typedef struct {
     int ref_grad_zero;         /* expect.grad.<param> that were all zero while ours were
                                   not: a defect of the file, which then fails */
     double fd_max_err;         /* worst finite-difference error of ours among those */
+    bool bases_absent;         /* a candidate without the shared bases (nothing compared) */
 } parity_result;
 
 /* Check one file. Returns RL_OK when the file could be read and checked (the
@@ -91,5 +92,14 @@ rl_status parity_load_params(const rl_st_file *f, int layer, rl_adapter *a);
 double parity_rel_err(const float *a, const float *b, size_t n);
 /* Distance in units in the last place between two finite floats. */
 unsigned parity_ulp_diff(float a, float b);
+
+/* The PASS/FAIL line of one checked file (st: parity_check_file's status);
+ * returns whether it passed. */
+bool parity_print_row(const char *label, const parity_result *res, rl_status st);
+/* The last two lines: worst gradient errors and "N passed, M failed". */
+void parity_print_summary(int passed, int failed, double worst_grad, double worst_truth_grad);
+
+/* `randlora parity --candidate CAND REF` (candidate.c). */
+int parity_candidate_cmd(int argc, char **argv);
 
 #endif

@@ -35,6 +35,26 @@ void rp_claim_row(sbuf *b, const char *claim, const char *ref, const char *measu
 /* A link to plots/out/<name>.png with its caption, if the PNG exists. */
 void rp_plot(sbuf *b, const char *name, const char *caption);
 
+/* Reference figures: experiments/reference/paper.csv (paper_ref.h), loaded
+ * by report_write for the length of one report.
+ *   rp_ref(buf, len, "id1 id2")  the reference cell citing those rows, e.g.
+ *       "RandLoRA r=32 (alpha 640): 9,289,728 params; LoRA r=32: 9,175,040 params
+ *        -- PEFT MetaMathQA results [paper.csv: peft_mmqa_randlora_r32_params, ...]"
+ *   rp_ref_num("id")             a row's figure as a number (NaN if absent or text)
+ *   rp_ref_or_text(buf, len, f)  a claims.csv `reference` field: the cell of its
+ *       ids when every word of f is an id of paper.csv, else f as written
+ * An unknown id puts "MISSING reference '<id>'" in the cell and makes
+ * report_write fail naming it (REPORT.md is then not written). The report
+ * ends with a "Reference figures" table: every row cited, with its claim,
+ * source, where, URL and note. */
+void rp_ref(char *buf, size_t len, const char *ids);
+double rp_ref_num(const char *id);
+void rp_ref_or_text(char *buf, size_t len, const char *field);
+
+/* Write DIR/REPORT.md (and the LaTeX tables DIR/tables/<section>.tex), rendering the plots first when
+ * `render`. */
+rl_status report_write(const char *dir, bool render, bool quiet);
+
 /* Sections, each reading its own CSVs under dir. */
 void report_machine(sbuf *b, const char *dir);   /* report.c */
 void report_claims(sbuf *b, const char *dir);    /* report_claims.c */

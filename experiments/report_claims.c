@@ -10,7 +10,7 @@
 void report_claims(sbuf *b, const char *dir)
 {
     csv_table t;
-    char m[600];
+    char m[600], ref[1200];
     rp_put(b, "| claim | reference (source) | measured (source) | verdict | rule |\n|---|---|---|---|---|\n");
 
     /* (1) full rank, stated as what the data show: exact arithmetic
@@ -52,14 +52,15 @@ void report_claims(sbuf *b, const char *dir)
                               "with r ≥ 2 and %d / %d with r = 1; at the float32 tolerance full in %d / %d (at 0.1x it: "
                               "%d, at 10x: %d) (`rank/rank.csv`)",
                  f64[1], n64[1], f64[0], n64[0], f32, n, f01, f10);
-        rp_claim_row(b, "ΔW is full rank once num_bases·r ≥ min_dim",
-                     "paper §3 / PEFT docs: n = ⌈min(d,k)/r⌉ bases reach rank min(d,k) (paper-results.md §1)", m,
+        rp_ref(ref, sizeof ref, "full_rank_condition");
+        rp_claim_row(b, "ΔW is full rank once num_bases·r ≥ min_dim", ref, m,
                      n == 0 ? "not measured" : v,
                      "float64: ΔW formed in double from the same bases and parameters, rank at σ_max·max(m,n)·DBL_EPSILON "
                      "(exact arithmetic); float32: σ_max·max(m,n)·FLT_EPSILON");
         csv_free(&t);
     } else {
-        rp_claim_row(b, "ΔW is full rank once num_bases·r ≥ min_dim", "paper §3", "—", "not measured", "needs rank/rank.csv");
+        rp_ref(ref, sizeof ref, "full_rank_condition");
+        rp_claim_row(b, "ΔW is full rank once num_bases·r ≥ min_dim", ref, "—", "not measured", "needs rank/rank.csv");
     }
     /* (1b) very_sparse bases: a structural rank deficit, min_dim·(1 - (1 - p)^r) */
     if (rp_table(dir, "rank/sparse.csv", &t)) {
@@ -104,31 +105,34 @@ void report_claims(sbuf *b, const char *dir)
         if (a >= 0) p1 = rp_num(&t, a, "params");
         if (z >= 0) p64 = rp_num(&t, z, "params");
         snprintf(m, sizeof m, "768x768: %.0f params at r=1, %.0f at r=64 (`rank/params.csv`)", p1, p64);
-        rp_claim_row(b, "RandLora's trainable parameters grow as r shrinks",
-                  "PEFT: nb·(r + min_dim), nb = ⌈min_dim/r⌉ (paper-results.md §3, \"Small rank\")", m,
+        rp_ref(ref, sizeof ref, "randlora_params_formula");
+        rp_claim_row(b, "RandLora's trainable parameters grow as r shrinks", ref, m,
                   mono ? "holds" : "does not hold", "params non-increasing in r for every shape");
         csv_free(&t);
     }
     /* (3) PEFT anchors */
     if (rp_table(dir, "params/anchors.csv", &t)) {
-        static const struct { const char *method, *r; long ref; } anc[4] = {
-            {"randlora", "32", 9289728}, {"lora", "32", 9175040}, {"lora", "64", 18350080}, {"vera", "256", 129024}};
+        /* PEFT's logged counts, from paper.csv */
+        static const struct { const char *method, *r, *id; } anc[4] = {
+            {"randlora", "32", "peft_mmqa_randlora_r32_params"}, {"lora", "32", "peft_mmqa_lora_r32_params"},
+            {"lora", "64", "peft_mmqa_lora_r64_params"}, {"vera", "256", "peft_mmqa_vera_r256_params"}};
         int ok = 0, seen = 0;
         char meas[400] = "";
         for (int i = 0; i < 4; i++) {
             int r = rp_find(&t, "method", anc[i].method, "r", anc[i].r, NULL);
+            double want = rp_ref_num(anc[i].id);
             if (r < 0) continue;
             seen++;
-            ok += atol(rp_cell(&t, r, "params")) == anc[i].ref;
+            ok += rp_num(&t, r, "params") == want;
             char one[96];
             snprintf(one, sizeof one, "%s%s r=%s %s", seen > 1 ? "; " : "", anc[i].method, anc[i].r, rp_cell(&t, r, "params"));
             strncat(meas, one, sizeof meas - strlen(meas) - 1);
         }
         snprintf(m, sizeof m, "%s (`params/anchors.csv`)", meas);
-        rp_claim_row(b, "Llama-3.2-3B q and v: trainable parameters",
-                  "PEFT MetaMathQA JSONs: RandLora r=32 9,289,728; LoRA r=32 9,175,040; r=64 18,350,080; VeRA r=256 "
-                  "129,024 (paper-results.md §2.5)",
-                  m, seen == 4 && ok == 4 ? "holds" : seen ? "does not hold" : "not measured", "all four equal exactly");
+        rp_ref(ref, sizeof ref, "peft_mmqa_randlora_r32_params peft_mmqa_lora_r32_params peft_mmqa_lora_r64_params "
+                                "peft_mmqa_vera_r256_params");
+        rp_claim_row(b, "Llama-3.2-3B q and v: trainable parameters", ref, m,
+                  seen == 4 && ok == 4 ? "holds" : seen ? "does not hold" : "not measured", "all four equal exactly");
         csv_free(&t);
     }
     /* (4) time vs r */
@@ -145,13 +149,13 @@ void report_claims(sbuf *b, const char *dir)
             snprintf(m, sizeof m, "768x768, 1024 tokens, 1 thread: RandLora/LoRA %.2f at r=1, %.2f at r=2, %.2f at r=32; "
                                   "RandLora r=1 / r=32 = %.2f (`cost/time_vs_r.csv`)",
                      rl[0] / lo[0], rl[1] / lo[1], rl[2] / lo[2], rl[0] / rl[2]);
-            rp_claim_row(b, "RandLora slows down sharply for r < 4",
-                      "PEFT docs (PR #2524): \"ranks below 4 … large training time increase\" (paper-results.md §3)", m,
+            rp_ref(ref, sizeof ref, "peft_docs_small_rank");
+            rp_claim_row(b, "RandLora slows down sharply for r < 4", ref, m,
                       rl[0] / rl[2] > 1.5 ? "holds" : "does not hold",
                       "RandLora's r=1 step > 1.5 x its r=32 step (its own slowdown, not LoRA's speed)");
             snprintf(m, sizeof m, "RandLora/LoRA step time at r=32: %.2f (`cost/time_vs_r.csv`)", rl[2] / lo[2]);
-            rp_claim_row(b, "RandLora trains slower than LoRA at the same r",
-                      "PEFT MetaMathQA r=32: 1422.6 s vs 942.0 s = x1.51 (paper-results.md §2.5)", m,
+            rp_ref(ref, sizeof ref, "peft_mmqa_randlora_r32_time peft_mmqa_lora_r32_time");
+            rp_claim_row(b, "RandLora trains slower than LoRA at the same r", ref, m,
                       rl[2] / lo[2] > 1.0 ? "holds" : "does not hold", "ratio > 1");
         }
         csv_free(&t);
@@ -165,8 +169,9 @@ void report_claims(sbuf *b, const char *dir)
             double rr = rp_num(&t, a, "peak_rss_bytes") / rp_num(&t, l, "peak_rss_bytes");
             snprintf(m, sizeof m, "768x768, r=32, 1024 tokens: peak tensor bytes x%.2f, peak RSS x%.2f of LoRA's "
                                   "(`cost/time_vs_size.csv`)", ra, rr);
-            rp_claim_row(b, "RandLora's memory is close to LoRA's",
-                      "PEFT MetaMathQA: 22.79 vs 22.29 GB = x1.02; paper Fig. 3: RandLora below LoRA (paper-results.md §3)", m,
+            rp_ref(ref, sizeof ref, "peft_mmqa_randlora_r32_mem peft_mmqa_lora_r32_mem fig3_vram_b32_randlora6 "
+                                    "fig3_vram_b32_lora32");
+            rp_claim_row(b, "RandLora's memory is close to LoRA's", ref, m,
                       ra <= 1.25 ? "holds" : "does not hold", "peak tensor bytes within 1.25 x LoRA's");
         }
         csv_free(&t);
@@ -186,7 +191,8 @@ void report_claims(sbuf *b, const char *dir)
                 snprintf(me, sizeof me, "%s (`%s`)", rp_cell(&t, r, "measured"), files[f]);
                 /* verdicts of a quick run (3 seeds, coarse grid) are provisional */
                 snprintf(v, sizeof v, "%s%s", rp_cell(&t, r, "verdict"), quick ? " (provisional: quick run)" : "");
-                rp_claim_row(b, c, rp_cell(&t, r, "reference"), me, v, rp_cell(&t, r, "rule"));
+                rp_ref_or_text(ref, sizeof ref, rp_cell(&t, r, "reference"));
+                rp_claim_row(b, c, ref, me, v, rp_cell(&t, r, "rule"));
             }
             csv_free(&t);
         }
@@ -212,10 +218,10 @@ void report_claims(sbuf *b, const char *dir)
             }
             snprintf(m, sizeof m, "%s spectrum: RandLora's error lower than LoRA's in %d of %d matched budgets "
                                   "(`expressivity/summary.csv`)", spec, wins, tot);
+            rp_ref(ref, sizeof ref, sp ? "peft_docs_small_budget fig1a_dinov2_crossover"
+                                       : "title_claim fig1b_clip_lora_1p44e7 fig1b_clip_randlora_9p64e6");
             rp_claim_row(b, sp ? "…but not when the required update's spectrum decays" : "Rank (not parameter count) limits LoRA",
-                      sp ? "paper Fig. 1: LoRA wins at the smallest budgets (paper-results.md §3, \"Small rank\")"
-                         : "paper title and Fig. 1 (paper-results.md §2.2)",
-                      m, tot == 0 ? "not measured" : sp ? (wins * 2 < tot ? "holds" : "does not hold")
+                      ref, m, tot == 0 ? "not measured" : sp ? (wins * 2 < tot ? "holds" : "does not hold")
                                                          : (wins * 2 > tot ? "holds" : "does not hold"),
                       sp ? "LoRA better in most matched budgets (nearest within 2x)"
                          : "RandLora better in most matched budgets (nearest within 2x)");

@@ -201,13 +201,14 @@ static void memory(sbuf *b, const char *dir)
         if (!strcmp(rp_cell(&t, r, "method"), "full")) fu = r;
         if (!strcmp(rp_cell(&t, r, "method"), "lora") && (lo < 0 || rp_num(&t, r, "params") > rp_num(&t, lo, "params"))) lo = r;
     }
+    char ref[1200];
+    rp_ref(ref, sizeof ref, "peft_mmqa_randlora_r32_mem peft_mmqa_lora_r32_mem fig3_vram_b32_randlora6 fig3_vram_b32_lora32");
     rp_put(b, "Memory of one whole fine-tuning step of the ViT (batch 128: weights, activation caches, adapters and their "
               "workspace, gradients, AdamW state; the shared bases counted once per model), peak tracked tensor bytes "
-              "(`vit/memory.csv`). Reference: PEFT's MetaMathQA benchmark measured RandLora at 1.02x LoRA's GPU memory "
-              "(22.79 vs 22.29 GB, r = 32); the paper's Fig. 3 shows RandLora below LoRA (paper-results.md §2.3, §3).\n\n"
+              "(`vit/memory.csv`). Reference: %s.\n\n"
               "| method | bases | r | params | peak tensor MB | of which shared bases MB | x LoRA r=%s | x full |\n"
               "|---|---|---|---|---|---|---|---|\n",
-           lo >= 0 ? rp_cell(&t, lo, "r") : "?");
+           ref, lo >= 0 ? rp_cell(&t, lo, "r") : "?");
     for (int r = 0; r < t.nrow; r++)
         rp_put(b, "| %s | %s | %s | %s | %.2f | %.3f | %.2f | %.2f |\n", rp_cell(&t, r, "method"), rp_cell(&t, r, "bases"),
                rp_cell(&t, r, "r"), rp_cell(&t, r, "params"), rp_num(&t, r, "peak_tensor_bytes") / 1e6,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #ifdef RL_MPI
 #include <mpi.h>
@@ -223,6 +224,167 @@ int csv_col(const csv_table *t, const char *name)
 
 /* ---- gnuplot ---- */
 
+/* Append n bytes of s to the growing buffer *buf (*len used, *cap size). */
+static bool grow_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = 2 * (*cap + n) + 256;
+        char *q = realloc(*buf, c);
+        if (!q) return false;
+        *buf = q;
+        *cap = c;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return true;
+}
+
+/* The terminal line "set term[inal] pngcairo OPTS" rewritten for the vector
+ * terminal: OPTS kept except the size (converted) and PNG-only options. */
+static bool vector_terminal(const char *line, size_t n, const char *ext, char *out, size_t len)
+{
+    const char *p = line;
+    while (p < line + n && (*p == ' ' || *p == '\t')) p++;
+    static const char *const heads[2] = {"set terminal pngcairo", "set term pngcairo"};
+    size_t skip = 0;
+    for (int i = 0; i < 2 && !skip; i++)
+        if ((size_t)(line + n - p) >= strlen(heads[i]) && strncmp(p, heads[i], strlen(heads[i])) == 0)
+            skip = strlen(heads[i]);
+    if (!skip) return false;
+    p += skip;
+    double w = 640, h = 480; /* pngcairo's default size */
+    size_t at = (size_t)snprintf(out, len, "set terminal %s", strcmp(ext, "pdf") == 0 ? "pdfcairo" : "svg");
+    while (p < line + n) {
+        while (p < line + n && *p == ' ') p++;
+        const char *t = p;
+        while (p < line + n && *p != ' ') p++;
+        size_t k = (size_t)(p - t);
+        if (!k || *t == '#') break;
+        if (k == 4 && strncmp(t, "size", 4) == 0) {
+            char num[64];
+            while (p < line + n && *p == ' ') p++;
+            const char *v = p;
+            while (p < line + n && *p != ' ') p++;
+            snprintf(num, sizeof num, "%.*s", (int)(p - v), v);
+            if (sscanf(num, "%lf,%lf", &w, &h) != 2) return false;
+        } else if ((k == 9 && strncmp(t, "truecolor", 9) == 0) || (k == 11 && strncmp(t, "notruecolor", 11) == 0) ||
+                   (k == 9 && strncmp(t, "interlace", 9) == 0) || (k == 11 && strncmp(t, "nointerlace", 11) == 0)) {
+            continue; /* PNG only */
+        } else if (at < len) {
+            at += (size_t)snprintf(out + at, len - at, " %.*s", (int)k, t);
+        }
+    }
+    if (at < len && !strstr(out, " fontscale") && !strstr(out, " linewidth") && !strstr(out, " lw "))
+        /* pdfcairo's defaults (fontscale 0.5, thin lines) next to pngcairo's look (eyeballed) */
+        at += (size_t)snprintf(out + at, len - at, "%s", strcmp(ext, "pdf") == 0 ? " fontscale 0.75 linewidth 1.5" : "");
+    if (at < len) {
+        if (strcmp(ext, "pdf") == 0) snprintf(out + at, len - at, " size %.2fin,%.2fin\n", w / 96.0, h / 96.0);
+        else snprintf(out + at, len - at, " size %.0f,%.0f\n", w, h);
+    }
+    return true;
+}
+
+char *sweep_vector_script(const char *text, const char *ext, const char *out_dir, const char *out_file,
+                          char *name, size_t name_len)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int terms = 0, outputs = 0;
+    name[0] = '\0';
+    for (const char *p = text; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) + 1 : strlen(p);
+        char line[1200];
+        const char *q = p;
+        while (q < p + n && (*q == ' ' || *q == '\t')) q++;
+        bool ok = true;
+        if (vector_terminal(p, n, ext, line, sizeof line)) {
+            terms++;
+            ok = grow_put(&buf, &len, &cap, line, strlen(line));
+        } else if (strncmp(q, "set output \"", 12) == 0) {
+            const char *a = q + 12, *z = memchr(a, '"', (size_t)(p + n - a));
+            const char *slash = a;
+            for (const char *c = a; z && c < z; c++)
+                if (*c == '/') slash = c + 1;
+            if (!z || z - slash < 5 || strncmp(z - 4, ".png", 4) != 0) {
+                rl_fail(RL_EFORMAT, "set output does not name a .png file: %.*s", (int)n, p);
+                free(buf);
+                return NULL;
+            }
+            snprintf(name, name_len, "%.*s", (int)(z - 4 - slash), slash);
+            if (out_file) snprintf(line, sizeof line, "set output \"%s/%s\"\n", out_dir, out_file);
+            else snprintf(line, sizeof line, "set output \"%s/%s.%s\"\n", out_dir, name, ext);
+            outputs++;
+            ok = grow_put(&buf, &len, &cap, line, strlen(line));
+        } else {
+            ok = grow_put(&buf, &len, &cap, p, n);
+        }
+        if (!ok) {
+            free(buf);
+            rl_fail(RL_ENOMEM, "out of memory");
+            return NULL;
+        }
+        p += n;
+    }
+    if (terms != 1 || outputs != 1) {
+        free(buf);
+        rl_fail(RL_EFORMAT, "the script has %d 'set terminal pngcairo' and %d 'set output' lines (one of each is "
+                "needed to render it as vector graphics)", terms, outputs);
+        return NULL;
+    }
+    if (!buf) buf = calloc(1, 1);
+    return buf;
+}
+
+const char *sweep_vector_ext(void)
+{
+    static const char *ext;
+    if (!ext) ext = system("gnuplot -e 'set terminal pdfcairo' >/dev/null 2>&1") == 0 ? "pdf" : "svg";
+    return ext;
+}
+
+int sweep_render_vector(const char *script, const char *out_dir, bool quiet)
+{
+    FILE *fp = fopen(script, "r");
+    if (!fp) {
+        fprintf(stderr, "%s: cannot open: %s\n", script, strerror(errno));
+        return 1;
+    }
+    char *text = NULL, chunk[4096];
+    size_t len = 0, cap = 0, got;
+    bool ok = true;
+    while (ok && (got = fread(chunk, 1, sizeof chunk, fp)) > 0) ok = grow_put(&text, &len, &cap, chunk, got);
+    fclose(fp);
+    const char *ext = sweep_vector_ext();
+    char name[256], tmp[300], final[900];
+    snprintf(tmp, sizeof tmp, ".vector.%ld.tmp", (long)getpid());
+    char *vec = ok && text ? sweep_vector_script(text, ext, out_dir, tmp, name, sizeof name) : NULL;
+    free(text);
+    if (!vec) {
+        fprintf(stderr, "%s: no vector rendering: %s\n", script, ok ? rl_errmsg() : "out of memory");
+        return 1;
+    }
+    char tmp_path[900];
+    snprintf(tmp_path, sizeof tmp_path, "%s/%s", out_dir, tmp);
+    snprintf(final, sizeof final, "%s/%s.%s", out_dir, name, ext);
+    int rc = 1;
+    if (rl_mkdir_p(out_dir) == RL_OK) {
+        FILE *gp = popen("gnuplot", "w");
+        if (gp) {
+            fputs(vec, gp);
+            int st = pclose(gp);
+            if (st == 0 && rename(tmp_path, final) == 0) rc = 0;
+            else fprintf(stderr, "gnuplot (vector %s of %s) failed (status %d)\n", ext, script,
+                         WIFEXITED(st) ? WEXITSTATUS(st) : st);
+        }
+    }
+    if (rc) unlink(tmp_path);
+    else if (!quiet) fprintf(stderr, "rendered %s\n", final);
+    free(vec);
+    return rc;
+}
+
 int sweep_render(const char *const *scripts, int n, bool quiet)
 {
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -243,8 +405,9 @@ int sweep_render(const char *const *scripts, int n, bool quiet)
         if (rc != 0) {
             failed++;
             fprintf(stderr, "gnuplot %s failed (status %d)\n", scripts[i], WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);
-        } else if (!quiet) {
-            fprintf(stderr, "rendered %s\n", scripts[i]);
+        } else {
+            if (!quiet) fprintf(stderr, "rendered %s\n", scripts[i]);
+            failed += sweep_render_vector(scripts[i], "plots/out", quiet);
         }
     }
     return failed;

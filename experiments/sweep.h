@@ -10,6 +10,8 @@
 #define RL_SWEEP_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #include "io/rl_results.h"
 
@@ -60,8 +62,30 @@ void csv_free(csv_table *t);
 int csv_col(const csv_table *t, const char *name);
 
 /* Run gnuplot on each script (paths relative to the project root) if
- * gnuplot is on PATH; output lands in plots/out/. Returns the number of
- * scripts that failed (0 when gnuplot is absent: it says so on stderr). */
+ * gnuplot is on PATH; output lands in plots/out/: the PNG the script names,
+ * then the same figure as vector graphics beside it (sweep_render_vector).
+ * Returns the number of renderings that failed (0 when gnuplot is absent:
+ * it says so on stderr). */
 int sweep_render(const char *const *scripts, int n, bool quiet);
+
+/* Vector graphics of a plot script written for `set terminal pngcairo ...
+ * size W,H` and `set output ".../NAME.png"`: the script is rewritten to
+ * `set terminal pdfcairo <its options> fontscale 0.75 linewidth 1.5 size
+ * W/96in,H/96in` (close to the PNG's proportions of text, lines and page)
+ * and `set output "DIR/NAME.pdf"`, or to `svg
+ * size W,H` and NAME.svg when this gnuplot has no pdfcairo (`vector_ext`
+ * "pdf" or "svg"), and fed to gnuplot on its standard input; nothing else
+ * changes, so the PNG stays as it was.
+ *
+ * sweep_vector_script does the rewrite: a malloc'd script (NULL with a
+ * message when the text has no pngcairo terminal line or not exactly one
+ * output line) writing to out_dir/out_file (out_file NULL: NAME.<ext>);
+ * name gets NAME. sweep_render_vector renders `script` into
+ * out_dir (written to a temporary name, renamed when gnuplot succeeds) and
+ * returns 0, or 1 after saying why on stderr. */
+char *sweep_vector_script(const char *text, const char *vector_ext, const char *out_dir, const char *out_file,
+                          char *name, size_t name_len);
+const char *sweep_vector_ext(void);   /* "pdf" if gnuplot has pdfcairo, else "svg" (asked once) */
+int sweep_render_vector(const char *script, const char *out_dir, bool quiet);
 
 #endif

@@ -234,7 +234,7 @@ static void task_claims(const char *tn, const csv_table *pairs, sim_cfg *cfg, in
         char claim[120];
         snprintf(claim, sizeof claim, "RandLora activations closer to full fine-tuning than %s's at equal parameters",
                  k ? "VeRA" : "LoRA");
-        pr_claim_row(cl, tn, claim, "paper (CKA analysis; numbers not recovered)", m, v,
+        pr_claim_row(cl, tn, claim, "cka_claim", m, v,
                     "budget-matched pairs of finetune/pairs.csv; Welch 95% interval over seeds; Holm across pairs; "
                     "TOST margin 0.01 otherwise",
                     ft_size_names[size]);

@@ -319,9 +319,7 @@ static void ts_summarise(const ts_ctx *c)
         snprintf(m, sizeof m, "relative error ||dW - dW*||_F/||dW*||_F; RandLora lower in: %s (%s)", counts, list);
         snprintf(claim, sizeof claim, "RandLora learns a %s-spectrum update better than LoRA at equal parameters",
                  ts_spec_names[sp]);
-        snprintf(ref, sizeof ref, "%s",
-                 sp == TS_FLAT ? "paper: a full-rank update is what LoRA's low rank cannot express (Fig. 1; Sec. 3)"
-                               : "paper Fig. 1: LoRA wins at the smallest budgets when a few directions dominate");
+        snprintf(ref, sizeof ref, "%s", sp == TS_FLAT ? "title_claim full_rank_condition" : "fig1a_dinov2_crossover");
         pr_claim_row(&cl, ts_spec_names[sp], claim, ref, m, v,
                      "budget pairs within 5%; Welch 95% interval of LoRA error - RandLora error over seeds; Holm across "
                      "the budgets; TOST margin 0.01 otherwise",

@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "params.h"
+#include "rl_test_cmd.h"
 
 TestSuite(params);
 
@@ -25,37 +26,10 @@ static params_result count(const char *arch, const char *targets, rl_method m, i
     return res;
 }
 
-/* Run cmd_params with argv {"params", args...}, capturing stdout and stderr
- * (through file descriptors, so printf and fprintf both land). */
+/* Run cmd_params with argv {"params", args...}, capturing stdout and stderr. */
 static int run(const char *const *args, int n, char *out, size_t out_len, char *err, size_t err_len)
 {
-    char *argv[16] = {"params"};
-    cr_assert(n < 15);
-    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
-    FILE *fo = tmpfile(), *fe = tmpfile();
-    cr_assert(fo && fe);
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    dup2(fileno(fo), 1);
-    dup2(fileno(fe), 2);
-    int rc = cmd_params(n + 1, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    FILE *f[2] = {fo, fe};
-    char *buf[2] = {out, err};
-    size_t len[2] = {out_len, err_len};
-    for (int k = 0; k < 2; k++) {
-        rewind(f[k]);
-        size_t got = fread(buf[k], 1, len[k] - 1, f[k]);
-        buf[k][got] = '\0';
-        fclose(f[k]);
-    }
-    return rc;
+    return rl_test_run_cmd(cmd_params, "params", args, n, out, out_len, err, err_len);
 }
 
 static char out[1 << 16], err[4096];

@@ -11,6 +11,7 @@
 #include "core/rl_blas.h"
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
+#include "flags.h"
 #include "train/rl_optim.h"
 
 bench_config bench_defaults(void)
@@ -276,17 +277,13 @@ static void usage(FILE *out)
             "  768x768, 1024 tokens, dense bases, auto path, 1 thread.\n");
 }
 
-static int parse_int(const char *flag, const char *v, int lo, int *out)
+#define BENCH_CMD "randlora bench"
+
+/* A name flag (--method, --bases, --path): print why it failed. */
+static bool named(const char *flag, rl_status st)
 {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || *end || end == v || x < lo || x > 1 << 30) {
-        fprintf(stderr, "randlora bench: %s '%s' is not an integer >= %d\n", flag, v ? v : "", lo);
-        return 0;
-    }
-    *out = (int)x;
-    return 1;
+    if (st != RL_OK) fprintf(stderr, BENCH_CMD ": %s: %s\n", flag, rl_errmsg());
+    return st == RL_OK;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -301,34 +298,25 @@ int cmd_bench(int argc, char **argv)
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); return 0; }
         if (!v) { fprintf(stderr, "randlora bench: %s needs a value\n", a); return 2; }
         i++;
-        if (strcmp(a, "--method") == 0) ok = rl_method_parse(v, &c.method) == RL_OK;
-        else if (strcmp(a, "--bases") == 0) ok = rl_bases_kind_parse(v, &c.bases) == RL_OK;
-        else if (strcmp(a, "--path") == 0) ok = rl_path_parse(v, &c.path) == RL_OK;
-        else if (strcmp(a, "--r") == 0) ok = parse_int(a, v, 1, &c.r);
-        else if (strcmp(a, "--out") == 0) ok = parse_int(a, v, 1, &c.d_out);
-        else if (strcmp(a, "--in") == 0) ok = parse_int(a, v, 1, &c.d_in);
-        else if (strcmp(a, "--tokens") == 0) ok = parse_int(a, v, 1, &c.tokens);
-        else if (strcmp(a, "--threads") == 0) ok = parse_int(a, v, 1, &c.threads);
-        else if (strcmp(a, "--layers") == 0) ok = parse_int(a, v, 1, &c.layers);
-        else if (strcmp(a, "--min-reps") == 0) ok = parse_int(a, v, 1, &c.opts.min_reps);
-        else if (strcmp(a, "--max-reps") == 0) ok = parse_int(a, v, 1, &c.opts.max_reps);
-        else if (strcmp(a, "--alpha") == 0 || strcmp(a, "--seconds") == 0) {
-            char *end;
-            double d = strtod(v, &end);
-            ok = *end == '\0' && end != v && d > 0 && isfinite(d);
-            if (!ok) fprintf(stderr, "randlora bench: %s '%s' is not a positive number\n", a, v);
-            else if (a[2] == 'a') c.alpha = d;
-            else c.opts.min_seconds = d;
-        } else {
+        if (strcmp(a, "--method") == 0) ok = named(a, rl_method_parse(v, &c.method));
+        else if (strcmp(a, "--bases") == 0) ok = named(a, rl_bases_kind_parse(v, &c.bases));
+        else if (strcmp(a, "--path") == 0) ok = named(a, rl_path_parse(v, &c.path));
+        else if (strcmp(a, "--r") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.r);
+        else if (strcmp(a, "--out") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.d_out);
+        else if (strcmp(a, "--in") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.d_in);
+        else if (strcmp(a, "--tokens") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.tokens);
+        else if (strcmp(a, "--threads") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.threads);
+        else if (strcmp(a, "--layers") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.layers);
+        else if (strcmp(a, "--min-reps") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.opts.min_reps);
+        else if (strcmp(a, "--max-reps") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.opts.max_reps);
+        else if (strcmp(a, "--alpha") == 0) ok = flag_positive(BENCH_CMD, a, v, INFINITY, &c.alpha);
+        else if (strcmp(a, "--seconds") == 0) ok = flag_positive(BENCH_CMD, a, v, 86400.0, &c.opts.min_seconds);
+        else {
             fprintf(stderr, "randlora bench: unknown flag '%s'\n", a);
             usage(stderr);
             return 2;
         }
-        if (!ok) {
-            if (rl_errmsg()[0]) fprintf(stderr, "randlora bench: %s\n", rl_errmsg());
-            return 2;
-        }
-        rl_errclear();
+        if (!ok) return 2;
     }
     if (c.opts.max_reps < c.opts.min_reps) c.opts.max_reps = c.opts.min_reps;
     bench_result r;

@@ -15,6 +15,7 @@
 #include "core/rl_blas.h"
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
+#include "flags.h"
 #include "io/rl_safetensors.h"
 #include "io/rl_results.h"
 
@@ -555,6 +556,8 @@ static void usage(FILE *out)
             PARITY_DEFAULT_TOL);
 }
 
+#define PARITY_CMD "randlora parity"
+
 int cmd_parity(int argc, char **argv)
 {
     double tol = PARITY_DEFAULT_TOL;
@@ -563,22 +566,10 @@ int cmd_parity(int argc, char **argv)
     for (; first < argc; first++) {
         const char *a = argv[first];
         if (strcmp(a, "--tol") == 0) {
-            char *end;
-            if (first + 1 >= argc) {
-                fprintf(stderr, "randlora parity: --tol needs a value\n");
-                return 2;
-            }
-            tol = strtod(argv[++first], &end);
-            if (*end || !(tol > 0.0) || !isfinite(tol)) {
-                fprintf(stderr, "randlora parity: --tol '%s' is not a positive number\n", argv[first]);
-                return 2;
-            }
+            const char *v = flag_value(PARITY_CMD, argc, argv, &first);
+            if (!v || !flag_positive(PARITY_CMD, a, v, INFINITY, &tol)) return 2;
         } else if (strcmp(a, "--out") == 0) {
-            if (first + 1 >= argc) {
-                fprintf(stderr, "randlora parity: --out needs a file\n");
-                return 2;
-            }
-            out_path = argv[++first];
+            if (!(out_path = flag_value(PARITY_CMD, argc, argv, &first))) return 2;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;

@@ -11,6 +11,7 @@
 #include "analysis/rl_rank.h"
 #include "commands.h"
 #include "core/rl_tensor.h"
+#include "flags.h"
 #include "io/rl_peft.h"
 #include "io/rl_safetensors.h"
 #include "parity.h"
@@ -131,15 +132,12 @@ int cmd_rank(int argc, char **argv)
     bool csv = false;
     double tol = 0.0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--fixture") == 0 && i + 1 < argc) fixture = argv[++i];
-        else if (strcmp(argv[i], "--csv") == 0) csv = true;
-        else if (strcmp(argv[i], "--tol") == 0 && i + 1 < argc) {
-            char *end;
-            tol = strtod(argv[++i], &end);
-            if (*end || !(tol > 0) || !isfinite(tol)) {
-                fprintf(stderr, "randlora rank: --tol '%s' is not a positive number\n", argv[i]);
-                return 2;
-            }
+        if (strcmp(argv[i], "--fixture") == 0) {
+            if (!(fixture = flag_value("randlora rank", argc, argv, &i))) return 2;
+        } else if (strcmp(argv[i], "--csv") == 0) csv = true;
+        else if (strcmp(argv[i], "--tol") == 0) {
+            const char *v = flag_value("randlora rank", argc, argv, &i);
+            if (!v || !flag_positive("randlora rank", "--tol", v, INFINITY, &tol)) return 2;
         } else if (is_help(argv[i])) {
             printf("usage: randlora rank --fixture FILE [--csv] [--tol T]\n"
                    "  For each layer of a peft-parity-v1 file, build ΔW with the library (bases\n"
@@ -166,8 +164,9 @@ int cmd_inspect(int argc, char **argv)
     bool csv = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--csv") == 0) csv = true;
-        else if (strcmp(argv[i], "--base") == 0 && i + 1 < argc) base = argv[++i];
-        else if (is_help(argv[i])) {
+        else if (strcmp(argv[i], "--base") == 0) {
+            if (!(base = flag_value("randlora inspect", argc, argv, &i))) return 2;
+        } else if (is_help(argv[i])) {
             printf("usage: randlora inspect DIR [--base WEIGHTS.safetensors] [--csv]\n"
                    "  One row per adapted module of a PEFT adapter directory (RANDLORA, VERA, LORA):\n"
                    "  module path, out, in, method, trainable parameters, numerical rank of ΔW\n"
@@ -194,9 +193,11 @@ int cmd_merge(int argc, char **argv)
     const char *dir = NULL, *base = NULL, *out = NULL;
     bool safe = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--base") == 0 && i + 1 < argc) base = argv[++i];
-        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
-        else if (strcmp(argv[i], "--safe") == 0) safe = true;
+        if (strcmp(argv[i], "--base") == 0) {
+            if (!(base = flag_value("randlora merge", argc, argv, &i))) return 2;
+        } else if (strcmp(argv[i], "--out") == 0) {
+            if (!(out = flag_value("randlora merge", argc, argv, &i))) return 2;
+        } else if (strcmp(argv[i], "--safe") == 0) safe = true;
         else if (is_help(argv[i])) {
             printf("usage: randlora merge DIR --base WEIGHTS.safetensors --out MERGED.safetensors [--safe]\n"
                    "  Writes every tensor of WEIGHTS with each adapted module's ΔW added to\n"
@@ -226,17 +227,17 @@ int cmd_export(int argc, char **argv)
     const char *dir = NULL, *out = NULL, *base = NULL;
     rl_peft_save_opts o = rl_peft_save_opts_default();
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
-        else if (strcmp(argv[i], "--base") == 0 && i + 1 < argc) base = argv[++i];
-        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
-            const char *d = argv[++i];
-            if (strcmp(d, "F32") == 0) o.dtype = RL_DT_F32;
-            else if (strcmp(d, "F16") == 0) o.dtype = RL_DT_F16;
-            else if (strcmp(d, "BF16") == 0) o.dtype = RL_DT_BF16;
-            else {
-                fprintf(stderr, "randlora export: --dtype '%s' is not F32, F16 or BF16\n", d);
-                return 2;
-            }
+        if (strcmp(argv[i], "--out") == 0) {
+            if (!(out = flag_value("randlora export", argc, argv, &i))) return 2;
+        } else if (strcmp(argv[i], "--base") == 0) {
+            if (!(base = flag_value("randlora export", argc, argv, &i))) return 2;
+        } else if (strcmp(argv[i], "--dtype") == 0) {
+            static const char *const dtypes[] = {"F32", "F16", "BF16"};
+            static const rl_dtype codes[] = {RL_DT_F32, RL_DT_F16, RL_DT_BF16};
+            const char *d = flag_value("randlora export", argc, argv, &i);
+            int k;
+            if (!d || !flag_choice("randlora export", "--dtype", d, dtypes, 3, &k)) return 2;
+            o.dtype = codes[k];
         } else if (strcmp(argv[i], "--no-projection") == 0) o.save_projection = 0;
         else if (strcmp(argv[i], "--projection") == 0) o.save_projection = 1;
         else if (strcmp(argv[i], "--no-layer-copies") == 0) o.per_layer_copies = false;

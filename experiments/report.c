@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "flags.h"
 #include "io/rl_results.h"
 #include "report.h"
 
@@ -193,8 +194,9 @@ int cmd_report(int argc, char **argv)
     const char *dir = "results";
     bool render = true, quiet = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--results") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "--no-plots")) render = false;
+        if (!strcmp(argv[i], "--results")) {
+            if (!(dir = flag_value("randlora report", argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--no-plots")) render = false;
         else if (!strcmp(argv[i], "--quiet")) quiet = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: randlora report [--results DIR] [--no-plots] [--quiet]\n"

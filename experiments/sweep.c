@@ -2,10 +2,13 @@
 #include "sweep.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+
+#include "flags.h"
 
 #ifdef RL_MPI
 #include <mpi.h>
@@ -55,30 +58,24 @@ void sweep_opts_init(sweep_opts *o, const char *name)
 
 int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char *cmd)
 {
-    const char *a = argv[*i];
+    const char *a = argv[*i], *v;
     if (strcmp(a, "--force") == 0) o->force = true;
     else if (strcmp(a, "--quiet") == 0) o->quiet = true;
     else if (strcmp(a, "--full") == 0) o->full = true;
     else if (strcmp(a, "--limit") == 0) {
-        char *end;
-        if (*i + 1 >= argc || (o->limit = strtol(argv[*i + 1], &end, 10)) < 1 || *end) {
-            fprintf(stderr, "%s: --limit needs a positive integer\n", cmd);
+        int64_t n;
+        if (!(v = flag_value(cmd, argc, argv, i)) || !flag_i64(cmd, a, v, 1, LONG_MAX, &n)) return -1;
+        o->limit = (long)n;
+    } else if (strcmp(a, "--results") == 0) {
+        if (!(v = flag_value(cmd, argc, argv, i))) return -1;
+        if (strlen(v) >= sizeof o->dir || !*v) {
+            fprintf(stderr, "%s: --results '%s' is empty or too long\n", cmd, v);
             return -1;
         }
-        ++*i;
-    } else if (strcmp(a, "--results") == 0 || strcmp(a, "--shard") == 0) {
-        if (*i + 1 >= argc) {
-            fprintf(stderr, "%s: %s needs a value\n", cmd, a);
-            return -1;
-        }
-        const char *v = argv[++*i];
-        if (a[2] == 'r') {
-            if (strlen(v) >= sizeof o->dir || !*v) {
-                fprintf(stderr, "%s: --results '%s' is empty or too long\n", cmd, v);
-                return -1;
-            }
-            snprintf(o->dir, sizeof o->dir, "%s", v);
-        } else if (rl_shard_parse(v, &o->shard) != RL_OK) {
+        snprintf(o->dir, sizeof o->dir, "%s", v);
+    } else if (strcmp(a, "--shard") == 0) {
+        if (!(v = flag_value(cmd, argc, argv, i))) return -1;
+        if (rl_shard_parse(v, &o->shard) != RL_OK) {
             fprintf(stderr, "%s: %s\n", cmd, rl_errmsg());
             return -1;
         }

@@ -33,6 +33,7 @@
 #include "core/rl_tensor.h"
 #include "datasets/rl_data.h"
 #include "finetune.h"
+#include "flags.h"
 #include "models/rl_nn.h"
 #include "sweep.h"
 #include "train/rl_train.h"
@@ -404,13 +405,8 @@ static void write_summary(const char *dir)
 static int seeds_flag(void *ctx, int argc, char **argv, int *i)
 {
     if (strcmp(argv[*i], "--seeds") != 0) return 0;
-    int *seeds = ctx;
-    *seeds = *i + 1 < argc ? atoi(argv[++*i]) : 0;
-    if (*seeds < 1 || *seeds > 32) {
-        fprintf(stderr, "randlora sweep finetune: --seeds '%s' outside 1..32\n", *i < argc ? argv[*i] : "");
-        return -1;
-    }
-    return 1;
+    const char *cmd = "randlora sweep finetune", *v = flag_value(cmd, argc, argv, i);
+    return v && flag_int(cmd, "--seeds", v, 1, 32, ctx) ? 1 : -1;
 }
 
 static void usage(FILE *out)

@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "core/rl_tensor.h"
 #include "finetune.h"
+#include "flags.h"
 #include "sweep.h"
 
 typedef struct {
@@ -62,11 +63,9 @@ static rl_status reps_of(const char *path, const rl_dataset *d, int n, float *re
 static int finetune_flag(void *ctx, int argc, char **argv, int *i)
 {
     if (strcmp(argv[*i], "--finetune") != 0) return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "randlora sweep similarity: --finetune needs a directory\n");
-        return -1;
-    }
-    *(const char **)ctx = argv[++*i];
+    const char *v = flag_value("randlora sweep similarity", argc, argv, i);
+    if (!v) return -1;
+    *(const char **)ctx = v;
     return 1;
 }
 

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 
 #include "../core/rl_blas.h"
 #include "../core/rl_clock.h"
+#include "../core/rl_parse.h"
 
 /* ---- atomic files ---- */
 
@@ -130,9 +132,16 @@ void rl_hash_hex(const char *s, char out[17])
 
 rl_status rl_shard_parse(const char *s, rl_shard *out)
 {
-    int i, n, used = 0;
-    if (!s || sscanf(s, "%d/%d%n", &i, &n, &used) != 2 || s[used] != '\0' || n < 1 || i < 0 || i >= n)
+    const char *slash = s ? strchr(s, '/') : NULL;
+    char head[24];
+    int i, n;
+    size_t hl = slash ? (size_t)(slash - s) : 0;
+    if (!slash || hl >= sizeof head)
         return rl_fail(RL_EINVAL, "--shard '%s': expected i/n with 0 <= i < n", s ? s : "");
+    memcpy(head, s, hl);
+    head[hl] = '\0';
+    if (rl_parse_int(slash + 1, 1, INT_MAX, NULL, &n) != RL_OK || rl_parse_int(head, 0, n - 1, NULL, &i) != RL_OK)
+        return rl_fail(RL_EINVAL, "--shard '%s': expected i/n with 0 <= i < n", s);
     out->index = i;
     out->count = n;
     return RL_OK;

@@ -14,7 +14,7 @@
 #include "core/rl_tensor.h"
 #include "io/rl_peft.h"
 #include "io/rl_safetensors.h"
-#include "rank.h"
+#include "inspect.h"
 
 static size_t mem0;
 static void setup(void) { mem0 = rl_mem_current(); }

@@ -1,6 +1,12 @@
 /* commands.h -- every `randlora <command>` and `randlora sweep <name>`.
- * Each returns the process exit code: 0 success, 1 a check failed or a
- * claim did not hold where the command asserts it, 2 bad usage or input. */
+ * Each returns the process exit code (README "Exit codes and limits"):
+ *   0  success
+ *   1  a check that ran and failed (a parity FAIL, a --safe merge that
+ *      refused non-finite weights)
+ *   2  bad usage or input: unknown flags and bad values, missing, unreadable
+ *      or malformed files, inputs over the memory budget, an output that
+ *      would overwrite an input or a non-empty directory
+ *   3  out of memory, or an I/O failure while writing an output */
 #ifndef RL_COMMANDS_H
 #define RL_COMMANDS_H
 
@@ -22,10 +28,20 @@ int sweep_expressivity(int argc, char **argv); /* sweep_expressivity.c */
 int sweep_finetune(int argc, char **argv); /* sweep_finetune.c */
 int sweep_similarity(int argc, char **argv); /* sweep_similarity.c */
 
-/* Shared by the commands (commands.c): print "randlora <cmd>: <error>:
- * <message>" (and a hint about PEFT directories for missing or malformed
- * files) and return the exit code; is argv[i] -h or --help? */
-int cmd_fail(const char *cmd, rl_status st);
+/* Shared by the commands (commands.c). */
+/* The exit code of a failed status: 3 for RL_ENOMEM and RL_EWRITE (out of
+ * memory; an output that could not be created or written), 2 for every
+ * other (bad usage or input: unreadable or malformed files, inputs over the
+ * memory budget, an output that would overwrite an input). 1 -- a check that
+ * ran and failed -- is each command's own verdict, never a status. */
+int cmd_exit_code(rl_status st);
+/* Print "randlora <cmd>: <error>: <message>" (and hint, if not NULL, when
+ * st is RL_ENOTFOUND or RL_EFORMAT) and return cmd_exit_code(st). */
+int cmd_fail(const char *cmd, rl_status st, const char *hint);
+#define CMD_HINT_PEFT_DIR                                                                          \
+    "a PEFT adapter directory holds adapter_config.json and adapter_model.safetensors "           \
+    "(save_pretrained(..., safe_serialization=True))"
+/* Is a -h or --help? */
 bool cmd_is_help(const char *a);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rl_budget.h"
 #include "core/rl_parse.h"
 
 /* Print "<cmd>: <message>" when st failed; true on success. */
@@ -54,6 +55,14 @@ bool flag_positive(const char *cmd, const char *flag, const char *v, double hi, 
 bool flag_bytes(const char *cmd, const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
     return report(cmd, rl_parse_bytes(v, lo, hi, flag, out));
+}
+
+bool flag_max_memory(const char *cmd, const char *v)
+{
+    uint64_t b;
+    if (!report(cmd, rl_parse_bytes(v, 1, SIZE_MAX, "--max-memory", &b))) return false;
+    rl_budget_set((size_t)b);
+    return true;
 }
 
 /* "a, b or c" into buf. */

@@ -35,6 +35,14 @@ bool flag_bytes(const char *cmd, const char *flag, const char *v, uint64_t lo, u
 /* One of names[0..n): its index into *out; the message lists the names. */
 bool flag_choice(const char *cmd, const char *flag, const char *v, const char *const *names, int n, int *out);
 
+/* --max-memory BYTES, which every command that reads files or sizes its
+ * memory from flags accepts: sets the memory budget (lib/core/rl_budget.h)
+ * that inputs are checked against before anything is allocated. */
+bool flag_max_memory(const char *cmd, const char *v);
+#define FLAG_MAX_MEMORY_USAGE                                                                        \
+    "  --max-memory BYTES  memory budget for what the inputs need (K, M, G, T suffixes; default half\n" \
+    "                      of physical memory, or of what RLIMIT_AS leaves); over it: exit 2\n"
+
 /* Comma lists: the number of items (>= 1) written to out, or -1. */
 int flag_int_list(const char *cmd, const char *flag, const char *v, int lo, int hi, int *out, int max);
 int flag_double_list(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out,

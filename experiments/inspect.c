@@ -7,6 +7,7 @@
 #include "adapters/rl_adapter.h"
 #include "analysis/rl_rank.h"
 #include "commands.h"
+#include "core/rl_budget.h"
 #include "core/rl_tensor.h"
 #include "flags.h"
 #include "io/rl_peft.h"
@@ -35,6 +36,13 @@ rl_status inspect_write(const char *dir, const char *base_path, FILE *out, bool 
     rl_status st = RL_OK;
     for (int m = 0; m < p->n_modules && st == RL_OK; m++) {
         const rl_peft_module *md = &p->modules[m];
+        /* ΔW (float) and the SVD's copy of it (double) */
+        size_t mn = (size_t)(md->d_out < md->d_in ? md->d_out : md->d_in);
+        size_t need = rl_size_add(rl_size_mul((size_t)md->d_out * (size_t)md->d_in, sizeof(float) + sizeof(double)),
+                                  rl_size_mul(mn, sizeof(double)));
+        if ((st = rl_budget_check(need, "%s: the rank of module '%s' (%d, %d)", dir, md->path, md->d_out,
+                                  md->d_in)) != RL_OK)
+            break;
         float *dw = rl_alloc_floats((size_t)md->d_out * md->d_in);
         rl_spectrum *sp = NULL;
         st = dw ? rl_peft_delta_weight(p, m, dw) : rl_fail(RL_ENOMEM, "out of memory");
@@ -65,13 +73,16 @@ int cmd_inspect(int argc, char **argv)
         if (strcmp(argv[i], "--csv") == 0) csv = true;
         else if (strcmp(argv[i], "--base") == 0) {
             if (!(base = flag_value("randlora inspect", argc, argv, &i))) return 2;
+        } else if (strcmp(argv[i], "--max-memory") == 0) {
+            const char *v = flag_value("randlora inspect", argc, argv, &i);
+            if (!v || !flag_max_memory("randlora inspect", v)) return 2;
         } else if (cmd_is_help(argv[i])) {
-            printf("usage: randlora inspect DIR [--base WEIGHTS.safetensors] [--csv]\n"
+            printf("usage: randlora inspect DIR [--base WEIGHTS.safetensors] [--csv] [--max-memory BYTES]\n"
                    "  One row per adapted module of a PEFT adapter directory (RANDLORA, VERA, LORA):\n"
                    "  module path, out, in, method, trainable parameters, numerical rank of ΔW\n"
                    "  (float32 tolerance), min_dim, effective rank, Frobenius norm. Layer shapes\n"
                    "  come from DIR/base_model.safetensors unless --base is given.\n"
-                   "  --csv: header '%s'.\n", INSPECT_CSV_HEADER);
+                   "  --csv: header '%s'.\n" FLAG_MAX_MEMORY_USAGE, INSPECT_CSV_HEADER);
             return 0;
         } else if (!dir && strncmp(argv[i], "--", 2) != 0) dir = argv[i];
         else {
@@ -84,5 +95,5 @@ int cmd_inspect(int argc, char **argv)
         return 2;
     }
     rl_status st = inspect_write(dir, base, stdout, csv);
-    return st == RL_OK ? 0 : cmd_fail("inspect", st);
+    return st == RL_OK ? 0 : cmd_fail("inspect", st, CMD_HINT_PEFT_DIR);
 }

@@ -9,6 +9,7 @@
 #include "adapters/rl_adapter.h"
 #include "analysis/rl_rank.h"
 #include "commands.h"
+#include "core/rl_budget.h"
 #include "core/rl_tensor.h"
 #include "flags.h"
 #include "io/rl_safetensors.h"
@@ -40,7 +41,13 @@ rl_status rank_fixture_write(const char *path, FILE *out, bool csv, double tol)
         rl_adapter *a = NULL;
         float *dw = NULL;
         rl_spectrum *sp = NULL;
-        if ((st = rl_adapter_new(&a, &ps.cfg, d_out, d_in, ps.bases, 1)) == RL_OK &&
+        /* ΔW (float) and the SVD's copy of it (double), the adapter */
+        size_t mn = (size_t)(d_out < d_in ? d_out : d_in);
+        size_t need = rl_size_add(rl_size_mul((size_t)d_out * (size_t)d_in, sizeof(float) + sizeof(double)),
+                                  rl_size_add(rl_size_mul(mn, sizeof(double)),
+                                              rl_adapter_bytes_bound(&ps.cfg, d_out, d_in, 1)));
+        if ((st = rl_budget_check(need, "%s: the rank of layer %d (%d, %d)", path, i, d_out, d_in)) == RL_OK &&
+            (st = rl_adapter_new(&a, &ps.cfg, d_out, d_in, ps.bases, 1)) == RL_OK &&
             (st = parity_load_params(f, i, a)) == RL_OK) {
             dw = rl_alloc_floats((size_t)d_out * d_in);
             st = dw ? rl_adapter_delta_weight(a, dw) : rl_fail(RL_ENOMEM, "out of memory");
@@ -79,15 +86,18 @@ int cmd_rank(int argc, char **argv)
         if (strcmp(argv[i], "--fixture") == 0) {
             if (!(fixture = flag_value("randlora rank", argc, argv, &i))) return 2;
         } else if (strcmp(argv[i], "--csv") == 0) csv = true;
-        else if (strcmp(argv[i], "--tol") == 0) {
+        else if (strcmp(argv[i], "--max-memory") == 0) {
+            const char *v = flag_value("randlora rank", argc, argv, &i);
+            if (!v || !flag_max_memory("randlora rank", v)) return 2;
+        } else if (strcmp(argv[i], "--tol") == 0) {
             const char *v = flag_value("randlora rank", argc, argv, &i);
             if (!v || !flag_positive("randlora rank", "--tol", v, INFINITY, &tol)) return 2;
         } else if (cmd_is_help(argv[i])) {
-            printf("usage: randlora rank --fixture FILE [--csv] [--tol T]\n"
+            printf("usage: randlora rank --fixture FILE [--csv] [--tol T] [--max-memory BYTES]\n"
                    "  For each layer of a peft-parity-v1 file, build ΔW with the library (bases\n"
                    "  regenerated from the key) and print its numerical rank (tolerance\n"
                    "  sigma_max*max(m,n)*FLT_EPSILON unless --tol), effective rank, stable rank,\n"
-                   "  sigma_max and sigma_min. --csv: header '%s'.\n", RANK_CSV_HEADER);
+                   "  sigma_max and sigma_min. --csv: header '%s'.\n" FLAG_MAX_MEMORY_USAGE, RANK_CSV_HEADER);
             return 0;
         } else {
             fprintf(stderr, "randlora rank: unexpected argument '%s' (see --help)\n", argv[i]);
@@ -99,5 +109,5 @@ int cmd_rank(int argc, char **argv)
         return 2;
     }
     rl_status st = rank_fixture_write(fixture, stdout, csv, tol);
-    return st == RL_OK ? 0 : cmd_fail("rank", st);
+    return st == RL_OK ? 0 : cmd_fail("rank", st, NULL);
 }

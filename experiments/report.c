@@ -208,9 +208,19 @@ int cmd_report(int argc, char **argv)
             return 2;
         }
     }
-    if (report_write(dir, render, quiet) != RL_OK) {
+    /* DIR is the input: it must exist as a directory (a missing one is not
+     * created, and a file is not written beside) */
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "randlora report: --results '%s' %s\n", dir,
+                stat(dir, &sb) != 0 ? "does not exist (run an experiment first, or name the results directory)"
+                                    : "is not a directory");
+        return 2;
+    }
+    rl_status st = report_write(dir, render, quiet);
+    if (st != RL_OK) {
         fprintf(stderr, "randlora report: %s\n", rl_errmsg());
-        return 1;
+        return cmd_exit_code(st); /* 3: REPORT.md could not be written */
     }
     return 0;
 }

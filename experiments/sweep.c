@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "commands.h"
 #include "flags.h"
 
 #ifdef RL_MPI
@@ -85,6 +86,12 @@ int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char 
     return 1;
 }
 
+int sweep_rc(int rc, rl_status st)
+{
+    int c = cmd_exit_code(st);
+    return c > rc ? c : rc;
+}
+
 void sweep_usage_common(FILE *out)
 {
     fprintf(out,
@@ -94,6 +101,8 @@ void sweep_usage_common(FILE *out)
             "          --quiet        no progress on stderr\n"
             "          --full         the long grid instead of the quick default\n"
             "          --limit N      only the first N points of the grid (smoke runs)\n"
+            "  exit: 0 done, 1 a point failed, 2 bad usage or input, 3 out of memory or an output\n"
+            "        (table, plot) that could not be written\n"
             "  MPI build (make MPI=1): mpirun -np N build/mpi/randlora sweep ... spreads the points over\n"
             "  the ranks (shared results directory); rank 0 assembles the tables and plots.\n");
 }

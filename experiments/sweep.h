@@ -38,6 +38,12 @@ void sweep_opts_init(sweep_opts *o, const char *name);
 int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char *cmd);
 void sweep_usage_common(FILE *out);
 
+/* The exit code after a failed status st, given the code rc so far: the
+ * larger of rc and cmd_exit_code(st) (commands.h: 2 bad input, 3 out of
+ * memory or an output that could not be written). A plot gnuplot could not
+ * write counts as RL_EWRITE. */
+int sweep_rc(int rc, rl_status st);
+
 /* The whole argument loop of a sweep: -h/--help prints usage and returns 0
  * (the caller exits 0); the common flags; then `extra` (may be NULL) for the
  * sweep's own flags, which returns 1 if it consumed argv[*i] (and its

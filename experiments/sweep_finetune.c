@@ -449,11 +449,12 @@ int sweep_finetune(int argc, char **argv)
     static const char *hdr = "task,method,bases,r,seed,params,adapter_params,train_acc,test_acc,step_ms,steps,"
                              "peak_tensor_bytes,n_train,n_test,epochs";
     rl_sweep *runs = NULL, *curves = NULL;
-    if (rl_sweep_open(&runs, o.dir, "runs", hdr) != RL_OK ||
-        rl_sweep_open(&curves, o.dir, "curves", "task,method,bases,r,seed,step,loss") != RL_OK) {
+    rl_status ost;
+    if ((ost = rl_sweep_open(&runs, o.dir, "runs", hdr)) != RL_OK ||
+        (ost = rl_sweep_open(&curves, o.dir, "curves", "task,method,bases,r,seed,step,loss")) != RL_OK) {
         fprintf(stderr, "randlora sweep finetune: %s\n", rl_errmsg());
         rl_sweep_free(runs);
-        return 2;
+        return cmd_exit_code(ost);
     }
     char cfg[512];
     snprintf(cfg, sizeof cfg,
@@ -462,9 +463,9 @@ int sweep_finetune(int argc, char **argv)
              "\"randlora\": 0.003}, \"alpha\": {\"lora\": \"2r\", \"randlora\": \"20r\"}}",
              epochs, seeds, o.full ? "full" : "quick");
     int rc = 0;
-    if (sweep_is_root() && rl_manifest_write(o.dir, "finetune", argc, argv, cfg, 1) != RL_OK) {
+    if (sweep_is_root() && (ost = rl_manifest_write(o.dir, "finetune", argc, argv, cfg, 1)) != RL_OK) {
         fprintf(stderr, "randlora sweep finetune: %s\n", rl_errmsg());
-        rc = 2;
+        rc = sweep_rc(rc, ost);
     }
     long mine = 0;
     for (int i = 0; i < n; i++) mine += sweep_mine(&o, i);
@@ -493,7 +494,7 @@ int sweep_finetune(int argc, char **argv)
             if (st == RL_OK) st = ft_base(&m, p->task, &data, o.dir, o.full, o.quiet);
             if (st != RL_OK) {
                 fprintf(stderr, "\nrandlora sweep finetune: task %s: %s\n", ft_task_names[p->task], rl_errmsg());
-                rc = st == RL_ENOTFOUND ? 2 : 1;
+                rc = st == RL_ENOTFOUND || st == RL_ENOMEM ? sweep_rc(rc, st) : 1;
                 break;
             }
             cur_task = p->task;
@@ -539,9 +540,9 @@ int sweep_finetune(int argc, char **argv)
                                    rl_method_name(p->method), bases_col(p->method, p->bases), p->r, p->seed,
                                    log->step[k], log->loss[k]);
         /* curves first: a run counts as done only when its row in runs is written */
-        if (rl_sweep_put(curves, key, crow) != RL_OK || rl_sweep_put(runs, key, row) != RL_OK) {
+        if ((ost = rl_sweep_put(curves, key, crow)) != RL_OK || (ost = rl_sweep_put(runs, key, row)) != RL_OK) {
             fprintf(stderr, "\nrandlora sweep finetune: %s\n", rl_errmsg());
-            rc = 1;
+            rc = sweep_rc(rc, ost);
         }
         free(crow);
         rl_progress_step(&pr, key, false);
@@ -554,15 +555,15 @@ int sweep_finetune(int argc, char **argv)
     long nr = 0, nc = 0;
     if (!sweep_is_root()) {
         /* only rank 0 assembles the tables and plots */
-    } else if (rl_sweep_finish(runs, &nr) != RL_OK || rl_sweep_finish(curves, &nc) != RL_OK) {
+    } else if ((ost = rl_sweep_finish(runs, &nr)) != RL_OK || (ost = rl_sweep_finish(curves, &nc)) != RL_OK) {
         fprintf(stderr, "randlora sweep finetune: %s\n", rl_errmsg());
-        rc = 1;
+        rc = sweep_rc(rc, ost);
     } else {
         write_summary(o.dir);
         if (!o.quiet) fprintf(stderr, "wrote %s/{runs,curves,summary,claims}.csv (%ld runs)\n", o.dir, nr);
         if (strcmp(o.dir, "results/finetune") == 0) {
             static const char *const scripts[] = {"plots/finetune_accuracy.gp", "plots/finetune_loss.gp"};
-            if (sweep_render(scripts, 2, o.quiet)) rc = 1;
+            if (sweep_render(scripts, 2, o.quiet)) rc = sweep_rc(rc, RL_EWRITE);
         }
     }
     rl_sweep_free(runs);

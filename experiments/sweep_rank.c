@@ -589,7 +589,7 @@ int sweep_rank(int argc, char **argv)
     sweep_barrier();
     if (!sweep_is_root()) { /* rank 0 assembles the tables, manifest and plots */
         for (int t = 0; t < N_TABLES; t++) rl_sweep_free(tab[t]);
-        return st != RL_OK ? 2 : failed ? 1 : 0;
+        return st != RL_OK ? cmd_exit_code(st) : failed ? 1 : 0;
     }
     for (int t = 0; t < N_TABLES && st == RL_OK; t++) st = rl_sweep_finish(tab[t], NULL);
     for (int t = 0; t < N_TABLES; t++) rl_sweep_free(tab[t]);
@@ -603,12 +603,12 @@ int sweep_rank(int argc, char **argv)
     if (st == RL_OK) st = write_claims(&c, c.so.quiet ? NULL : stdout);
     if (st != RL_OK) {
         fprintf(stderr, "randlora sweep rank: %s: %s\n", rl_strerror(st), rl_errmsg());
-        return 2;
+        return cmd_exit_code(st);
     }
     if (c.plots) {
         static const char *const scripts[] = {"plots/rank_spectra.gp", "plots/rank_vs_r.gp", "plots/rank_vs_step.gp",
                                               "plots/rank_sparse.gp"};
-        failed += sweep_render(scripts, 4, c.so.quiet);
+        if (sweep_render(scripts, 4, c.so.quiet)) return sweep_rc(failed ? 1 : 0, RL_EWRITE);
     }
     return failed ? 1 : 0;
 }

@@ -85,9 +85,17 @@ int sweep_similarity(int argc, char **argv)
     int pa = sweep_parse_args(&o, argc, argv, "randlora sweep similarity", usage, finetune_flag, &ftdir);
     if (pa <= 0) return pa < 0 ? 2 : 0;
     if (!sweep_is_root()) return 0; /* not a grid: rank 0 alone computes it */
-    if (rl_mkdir_p(o.dir) != RL_OK || rl_manifest_write(o.dir, "similarity", argc, argv, NULL, 0) != RL_OK) {
-        fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());
+    /* its manifest.json and claims.csv would replace the fine-tuning run's */
+    struct stat rs, fs;
+    if (stat(o.dir, &rs) == 0 && stat(ftdir, &fs) == 0 && rs.st_dev == fs.st_dev && rs.st_ino == fs.st_ino) {
+        fprintf(stderr, "randlora sweep similarity: --results %s is the fine-tuning directory it reads (%s)\n", o.dir,
+                ftdir);
         return 2;
+    }
+    rl_status ost;
+    if ((ost = rl_mkdir_p(o.dir)) != RL_OK || (ost = rl_manifest_write(o.dir, "similarity", argc, argv, NULL, 0)) != RL_OK) {
+        fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());
+        return cmd_exit_code(ost);
     }
     size_t cap = 1 << 16, len = 0;
     char *out = malloc(cap);
@@ -140,9 +148,9 @@ int sweep_similarity(int argc, char **argv)
     }
     char path[700];
     snprintf(path, sizeof path, "%s/cka.csv", o.dir);
-    if (rc == 0 && rl_write_file_atomic(path, out, len) != RL_OK) {
+    if (rc == 0 && (ost = rl_write_file_atomic(path, out, len)) != RL_OK) {
         fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());
-        rc = 1;
+        rc = sweep_rc(rc, ost);
     }
     /* claim: mean CKA over layers, best RandLora dense vs best LoRA, per task */
     if (rc == 0) {
@@ -174,13 +182,13 @@ int sweep_similarity(int argc, char **argv)
                                best[1] > best[0] ? "holds" : "does not hold");
             }
             snprintf(path, sizeof path, "%s/claims.csv", o.dir);
-            if (rl_write_file_atomic(path, cl, (size_t)cn) != RL_OK) rc = 1;
+            if ((ost = rl_write_file_atomic(path, cl, (size_t)cn)) != RL_OK) rc = sweep_rc(rc, ost);
             csv_free(&t);
         }
         if (!o.quiet) fprintf(stderr, "wrote %s/cka.csv and claims.csv (%d models)\n", o.dir, found);
         if (strcmp(o.dir, "results/similarity") == 0) {
             static const char *const scripts[] = {"plots/similarity.gp"};
-            if (sweep_render(scripts, 1, o.quiet)) rc = 1;
+            if (sweep_render(scripts, 1, o.quiet)) rc = sweep_rc(rc, RL_EWRITE);
         }
     }
     free(out);

@@ -29,7 +29,7 @@ rl_status rl_mkdir_p(const char *dir)
         char c = p[i];
         p[i] = '\0';
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rl_status st = rl_fail(RL_EIO, "cannot create directory %s: %s", p, strerror(errno));
+            rl_status st = rl_fail(RL_EWRITE, "cannot create directory %s: %s", p, strerror(errno));
             free(p);
             return st;
         }
@@ -74,7 +74,7 @@ rl_status rl_atomic_open(rl_atomic_file *af, const char *path)
     snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
     af->fp = fopen(af->tmp, "wb");
     if (!af->fp) {
-        rl_status st = rl_fail(RL_EIO, "%s: cannot create %s: %s", path, af->tmp, strerror(errno));
+        rl_status st = rl_fail(RL_EWRITE, "%s: cannot create %s: %s", path, af->tmp, strerror(errno));
         atomic_release(af);
         return st;
     }
@@ -92,7 +92,7 @@ rl_status rl_atomic_commit(rl_atomic_file *af)
     if (ok && rename(af->tmp, af->path) != 0) { ok = false; e = errno; }
     rl_status st = RL_OK;
     if (!ok) {
-        st = rl_fail(RL_EIO, "%s: cannot write: %s", af->path, strerror(e ? e : EIO));
+        st = rl_fail(RL_EWRITE, "%s: cannot write: %s", af->path, strerror(e ? e : EIO));
         unlink(af->tmp);
     }
     atomic_release(af);
@@ -111,7 +111,7 @@ rl_status rl_write_file_atomic(const char *path, const void *data, size_t len)
     rl_atomic_file af;
     RL_TRY(rl_atomic_open(&af, path));
     if (len && fwrite(data, 1, len, af.fp) != len) {
-        rl_status st = rl_fail(RL_EIO, "%s: short write: %s", path, strerror(errno));
+        rl_status st = rl_fail(RL_EWRITE, "%s: short write: %s", path, strerror(errno));
         rl_atomic_abort(&af);
         return st;
     }
@@ -302,7 +302,7 @@ rl_status rl_sweep_finish(rl_sweep *s, long *n_points)
     }
     closedir(d);
     if (st == RL_OK) {
-        qsort(pts, np, sizeof *pts, point_cmp);
+        if (np > 1) qsort(pts, np, sizeof *pts, point_cmp); /* qsort(NULL, 0, ...) is undefined */
         rl_atomic_file af;
         st = rl_atomic_open(&af, s->table_path);
         if (st == RL_OK) {

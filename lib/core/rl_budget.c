@@ -86,8 +86,8 @@ rl_status rl_budget_check(size_t need, const char *fmt, ...)
     else snprintf(src, sizeof src, "%s: %s; --max-memory BYTES changes it", human(budget, b, sizeof b),
                   rl_budget_source());
     if (need == SIZE_MAX)
-        return rl_fail(RL_EBUDGET, "%s needs more bytes than a 64-bit size can count, over the memory budget of "
+        return rl_fail(RL_EBUDGET, "%s would take more bytes than a 64-bit size can count, over the memory budget of "
                        "%zu bytes (%s)", what, budget, src);
-    return rl_fail(RL_EBUDGET, "%s needs %zu bytes (%s)%s, over the memory budget of %zu bytes (%s)", what, need,
+    return rl_fail(RL_EBUDGET, "%s would take %zu bytes (%s)%s, over the memory budget of %zu bytes (%s)", what, need,
                    human(need, a, sizeof a), held_txt, budget, src);
 }

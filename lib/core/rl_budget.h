@@ -47,7 +47,7 @@ size_t rl_budget_default(void);
 const char *rl_budget_source(void);
 
 /* RL_OK if rl_mem_current() + need fits the budget; else RL_EBUDGET with
- * "<what> needs N bytes (x.y GB), over the memory budget of M bytes (...;
+ * "<what> would take N bytes (x.y GB), over the memory budget of M bytes (...;
  * --max-memory BYTES changes it)", `what` formatted printf-style (it should
  * name the file and the field or flag the size comes from). */
 rl_status rl_budget_check(size_t need, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

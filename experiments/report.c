@@ -7,6 +7,7 @@
  * (the paper's project-page tables, PEFT's benchmark JSONs and docs) and are
  * fixed text in REFS below: they are the reference column, never measured.
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "core/rl_parse.h"
 #include "flags.h"
 #include "io/rl_results.h"
 #include "report.h"
@@ -60,7 +62,17 @@ const char *rp_cell(const csv_table *t, int r, const char *col)
     return c >= 0 && r >= 0 && r < t->nrow ? t->rows[r][c] : "";
 }
 
-double rp_num(const csv_table *t, int r, const char *col) { return atof(rp_cell(t, r, col)); }
+/* Strict (lib/core/rl_parse.h): "inf" and "-inf" as printf writes them; a
+ * cell that is empty, "nan" or not a number is NaN, never a silent 0. */
+double rp_num(const csv_table *t, int r, const char *col)
+{
+    const char *s = rp_cell(t, r, col);
+    double v;
+    if (rl_parse_double(s, -DBL_MAX, DBL_MAX, NULL, &v) == RL_OK) return v;
+    if (strcmp(s, "inf") == 0) return INFINITY;
+    if (strcmp(s, "-inf") == 0) return -INFINITY;
+    return NAN;
+}
 
 /* First row whose columns equal the given values (NULL-terminated pairs). */
 int rp_find(const csv_table *t, ...)

@@ -21,7 +21,8 @@ void rp_put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 bool rp_exists(const char *path);
 /* Open DIR/rel as a table; false (and t zeroed) if absent or unreadable. */
 bool rp_table(const char *dir, const char *rel, csv_table *t);
-/* Field of row r in column col ("" when either is absent), and as a number. */
+/* Field of row r in column col ("" when either is absent), and as a number
+ * (parsed strictly: NaN when the field is empty or not a number). */
 const char *rp_cell(const csv_table *t, int r, const char *col);
 double rp_num(const csv_table *t, int r, const char *col);
 /* First row whose columns equal the given values (NULL-terminated pairs

@@ -74,6 +74,8 @@ int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char 
             return -1;
         }
         snprintf(o->dir, sizeof o->dir, "%s", v);
+    } else if (strcmp(a, "--max-memory") == 0) {
+        if (!(v = flag_value(cmd, argc, argv, i)) || !flag_max_memory(cmd, v)) return -1;
     } else if (strcmp(a, "--shard") == 0) {
         if (!(v = flag_value(cmd, argc, argv, i))) return -1;
         if (rl_shard_parse(v, &o->shard) != RL_OK) {
@@ -101,6 +103,7 @@ void sweep_usage_common(FILE *out)
             "          --quiet        no progress on stderr\n"
             "          --full         the long grid instead of the quick default\n"
             "          --limit N      only the first N points of the grid (smoke runs)\n"
+            "          --max-memory BYTES  memory budget for data read from files (datasets)\n"
             "  exit: 0 done, 1 a point failed, 2 bad usage or input, 3 out of memory or an output\n"
             "        (table, plot) that could not be written\n"
             "  MPI build (make MPI=1): mpirun -np N build/mpi/randlora sweep ... spreads the points over\n"

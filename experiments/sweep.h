@@ -4,7 +4,9 @@
  * Common flags: --results DIR (default results/<name>), --force (recompute
  * points already written), --shard i/n (run every n-th point), --quiet (no
  * progress on stderr), --full (the long grid), --limit N (the first N points
- * only). Unknown flags are left to the caller (sweep_parse_common returns 0).
+ * only), --max-memory BYTES (the memory budget, lib/core/rl_budget.h). Every
+ * value goes through flags.h. Unknown flags are left to the caller
+ * (sweep_parse_common returns 0).
  */
 #ifndef RL_SWEEP_H
 #define RL_SWEEP_H

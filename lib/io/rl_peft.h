@@ -80,8 +80,11 @@ typedef struct {
  * if it exists. Required for RANDLORA and VERA (RL_ENOTFOUND otherwise).
  * Errors: RL_EIO / RL_ENOTFOUND (missing files or tensors), RL_EFORMAT
  * (malformed JSON, unknown peft_type, bad field types, unexpected keys),
- * RL_ESHAPE (config vs tensors vs base weights), RL_ERANGE. *out is NULL on
- * failure and nothing leaks. */
+ * RL_ESHAPE (config vs tensors vs base weights), RL_ERANGE, RL_EBUDGET (the
+ * shared bases -- sized, as PEFT sizes them, by the largest d_out and the
+ * largest d_in, which may come from different modules -- or the adapters
+ * would take more than the memory budget; checked before they are
+ * allocated). *out is NULL on failure and nothing leaks. */
 rl_status rl_peft_load(rl_peft **out, const char *dir, const char *base_weights);
 void rl_peft_free(rl_peft *p);
 

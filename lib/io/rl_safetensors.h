@@ -13,7 +13,8 @@
  * list of non-negative integers, data_offsets lie inside the data region,
  * end - begin equals numel * dtype size, no two tensors overlap, and
  * __metadata__ (if present) maps strings to strings. Every error names the
- * file and the key at fault (rl_errmsg()).
+ * file and the key at fault (rl_errmsg()). The file's size is checked against
+ * the memory budget (lib/core/rl_budget.h, RL_EBUDGET) before it is read.
  *
  * The writer collects tensors (float32 data converted to the requested dtype
  * with round-to-nearest-even) and writes them atomically: to "<path>.tmp.<pid>"

@@ -132,12 +132,15 @@ static void item_fail(const char *cmd, const char *flag, const char *v, int k)
     fprintf(stderr, "%s: %s '%s': item %d: %s\n", cmd, flag, v, k + 1, rl_errmsg());
 }
 
-int flag_int_list(const char *cmd, const char *flag, const char *v, int lo, int hi, int *out, int max)
+/* Parse every item of the list v with item(), which returns false (and
+ * leaves a message in rl_errmsg()) for a bad one. */
+static int each_item(const char *cmd, const char *flag, const char *v, int max,
+                     bool (*item)(const char *s, int k, void *out), void *out)
 {
     char *copy, **items;
     int n = split(cmd, flag, v, max, &copy, &items);
     for (int k = 0; k < n; k++)
-        if (rl_parse_int(items[k], lo, hi, NULL, &out[k]) != RL_OK) {
+        if (!item(items[k], k, out)) {
             item_fail(cmd, flag, v, k);
             n = -1;
             break;
@@ -147,19 +150,36 @@ int flag_int_list(const char *cmd, const char *flag, const char *v, int lo, int 
     return n;
 }
 
+typedef struct {
+    int lo, hi, *out;
+} int_items;
+
+static bool int_item(const char *s, int k, void *ctx)
+{
+    int_items *c = ctx;
+    return rl_parse_int(s, c->lo, c->hi, NULL, &c->out[k]) == RL_OK;
+}
+
+int flag_int_list(const char *cmd, const char *flag, const char *v, int lo, int hi, int *out, int max)
+{
+    int_items c = {lo, hi, out};
+    return each_item(cmd, flag, v, max, int_item, &c);
+}
+
+typedef struct {
+    double lo, hi, *out;
+} double_items;
+
+static bool double_item(const char *s, int k, void *ctx)
+{
+    double_items *c = ctx;
+    return rl_parse_double(s, c->lo, c->hi, NULL, &c->out[k]) == RL_OK;
+}
+
 int flag_double_list(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out, int max)
 {
-    char *copy, **items;
-    int n = split(cmd, flag, v, max, &copy, &items);
-    for (int k = 0; k < n; k++)
-        if (rl_parse_double(items[k], lo, hi, NULL, &out[k]) != RL_OK) {
-            item_fail(cmd, flag, v, k);
-            n = -1;
-            break;
-        }
-    free(copy);
-    free(items);
-    return n;
+    double_items c = {lo, hi, out};
+    return each_item(cmd, flag, v, max, double_item, &c);
 }
 
 int flag_name_list(const char *cmd, const char *flag, const char *v, const char *const *names, int n_names,

@@ -60,6 +60,14 @@ static inline void rl_test_rmdir(const char *dir)
     rmdir(dir);
 }
 
+/* Do two files hold the same bytes? (cmp -s) */
+static inline bool rl_test_same_file(const char *a, const char *b)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    return system(cmd) == 0;
+}
+
 /* ---- running the CLI as a subprocess ----
  *
  * rl_test_cli runs the randlora binary built beside this runner

@@ -253,13 +253,6 @@ RL_TEST(parity, ulp_distance)
 #define HOSTILE_AS ((size_t)1 << 30)
 #define HOSTILE_TIMEOUT_S (RL_TEST_ASAN ? 60.0 : 20.0)
 
-static bool same_bytes(const char *a, const char *b)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
-    return system(cmd) == 0;
-}
-
 /* Defect 1: `parity --out FILE FILE` replaced its own input. By path, by
  * hard link and by symbolic link: exit 2 and the input untouched. */
 RL_TEST(parity, out_never_overwrites_an_input)
@@ -282,7 +275,7 @@ RL_TEST(parity, out_never_overwrites_an_input)
         rl_test_run r;
         rl_test_cli(&r, (const char *const[]){"parity", "--out", outs[k], in, NULL}, 0, 0, HOSTILE_TIMEOUT_S);
         RL_TEST_EXPECT_EXIT(&r, 2, "refusing to overwrite");
-        cr_assert(same_bytes(in, src), "--out %s changed the input", outs[k]);
+        cr_assert(rl_test_same_file(in, src), "--out %s changed the input", outs[k]);
     }
     rl_test_run r;
     rl_test_cli(&r, (const char *const[]){"parity", "--out", csv, in, NULL}, 0, 0, HOSTILE_TIMEOUT_S);

@@ -475,13 +475,6 @@ Test(peft, merge_never_overwrites_inputs_and_safe_refuses_nan)
 #define HOSTILE_AS ((size_t)1 << 30)
 #define HOSTILE_TIMEOUT_S (RL_TEST_ASAN ? 60.0 : 20.0)
 
-static bool same_bytes(const char *a, const char *b)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
-    return system(cmd) == 0;
-}
-
 /* The names in dir, sorted, joined by ',' (caller frees). */
 static char *listing(const char *dir)
 {
@@ -604,7 +597,7 @@ Test(peft, export_refuses_a_non_empty_directory_and_force_replaces_it_whole)
         const char *f3[] = {"adapter_config.json", "adapter_model.safetensors", "base_model.safetensors"};
         snprintf(path, sizeof path, CKPT "/randlora_dense_ckpt/%s", f3[i]);
         snprintf(path2, sizeof path2, "%s/%s", victim, f3[i]);
-        cr_assert(same_bytes(path, path2), "%s changed", path2);
+        cr_assert(rl_test_same_file(path, path2), "%s changed", path2);
     }
     /* its own directory, or one that holds the base weights: refused even with --force */
     snprintf(path, sizeof path, "%s/base_model.safetensors", victim);
@@ -694,7 +687,7 @@ Test(peft, a_failed_export_leaves_the_earlier_one_whole)
     for (int i = 0; i < 3; i++) {
         snprintf(a, sizeof a, "%s/%s", out, files[i]);
         snprintf(b, sizeof b, "%s/%s", snap, files[i]);
-        cr_assert(same_bytes(a, b), "%s changed after a failed export", a);
+        cr_assert(rl_test_same_file(a, b), "%s changed after a failed export", a);
     }
     char *list = listing(t);
     cr_assert_str_eq(list, "out,", "left behind: %s", list);

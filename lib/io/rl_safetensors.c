@@ -600,12 +600,11 @@ rl_status rl_st_writer_meta(rl_st_writer *w, const char *key, const char *value)
     return RL_OK;
 }
 
-rl_status rl_st_writer_add(rl_st_writer *w, const char *name, rl_dtype dtype,
-                           int ndim, const int *shape, const float *data)
+/* What both ways of adding a tensor check first: a new, valid name, a
+ * known dtype, ndim in range. */
+static rl_status check_new(const rl_st_writer *w, const char *name, rl_dtype dtype, int ndim)
 {
-    if (!w || !name || (!shape && ndim > 0))
-        return rl_fail(RL_EINVAL, "rl_st_writer_add: NULL argument");
-    else if (name[0] == '\0' || strcmp(name, "__metadata__") == 0 || !utf8_ok(name))
+    if (name[0] == '\0' || strcmp(name, "__metadata__") == 0 || !utf8_ok(name))
         return rl_fail(RL_EINVAL, "safetensors: bad tensor name \"%s\"", name);
     else if (dtype != RL_DT_F32 && dtype != RL_DT_F16 && dtype != RL_DT_BF16)
         return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\": bad dtype %d", name, (int)dtype);
@@ -615,6 +614,15 @@ rl_status rl_st_writer_add(rl_st_writer *w, const char *name, rl_dtype dtype,
     for (size_t i = 0; i < w->count; i++)
         if (strcmp(w->entries[i].name, name) == 0)
             return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\" added twice", name);
+    return RL_OK;
+}
+
+rl_status rl_st_writer_add(rl_st_writer *w, const char *name, rl_dtype dtype,
+                           int ndim, const int *shape, const float *data)
+{
+    if (!w || !name || (!shape && ndim > 0))
+        return rl_fail(RL_EINVAL, "rl_st_writer_add: NULL argument");
+    RL_TRY(check_new(w, name, dtype, ndim));
 
     st_entry e = { .dtype = dtype, .ndim = ndim };
     size_t numel = 1, esize = rl_dtype_size(dtype);
@@ -658,15 +666,7 @@ rl_status rl_st_writer_add_raw(rl_st_writer *w, const char *name, rl_dtype dtype
 {
     if (!w || !name || (!shape && ndim > 0) || (!bytes && nbytes > 0))
         return rl_fail(RL_EINVAL, "rl_st_writer_add_raw: NULL argument");
-    else if (name[0] == '\0' || strcmp(name, "__metadata__") == 0 || !utf8_ok(name))
-        return rl_fail(RL_EINVAL, "safetensors: bad tensor name \"%s\"", name);
-    else if (dtype != RL_DT_F32 && dtype != RL_DT_F16 && dtype != RL_DT_BF16)
-        return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\": bad dtype %d", name, (int)dtype);
-    else if (ndim < 0 || ndim > RL_ST_MAX_DIMS)
-        return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\": ndim %d not in 0..%d", name, ndim, RL_ST_MAX_DIMS);
-    for (size_t i = 0; i < w->count; i++)
-        if (strcmp(w->entries[i].name, name) == 0)
-            return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\" added twice", name);
+    RL_TRY(check_new(w, name, dtype, ndim));
     st_entry e = { .dtype = dtype, .ndim = ndim };
     size_t numel = 1;
     bool zero = false;

@@ -65,6 +65,20 @@ static inline void fuzz_init(const char *name)
     rl_budget_set(FUZZ_BUDGET);
 }
 
+/* The harness's LLVMFuzzerInitialize: the per-process directory and the
+ * budget (fuzz_init), then `extra` (a statement; may be empty). */
+#define FUZZ_INITIALIZE(name, extra)                                                               \
+    int LLVMFuzzerInitialize(int *argc, char ***argv);                                             \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                                 \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                                              \
+    {                                                                                              \
+        (void)argc;                                                                                \
+        (void)argv;                                                                                \
+        fuzz_init(name);                                                                           \
+        extra;                                                                                     \
+        return 0;                                                                                  \
+    }
+
 /* fuzz_dir/<name> into buf. */
 static inline const char *fuzz_path(char *buf, size_t n, const char *name)
 {

@@ -4,16 +4,7 @@
 #include "datasets/rl_data.h"
 #include "fuzz_common.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init("idx");
-    return 0;
-}
+FUZZ_INITIALIZE("idx", (void)0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -6,19 +6,9 @@
 #include "parity.h"
 #include "rank.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static FILE *devnull;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init("parity");
-    devnull = fopen("/dev/null", "w");
-    return 0;
-}
+FUZZ_INITIALIZE("parity", devnull = fopen("/dev/null", "w"))
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

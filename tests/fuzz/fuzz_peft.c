@@ -5,16 +5,7 @@
 #include "fuzz_common.h"
 #include "io/rl_peft.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init("peft");
-    return 0;
-}
+FUZZ_INITIALIZE("peft", (void)0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

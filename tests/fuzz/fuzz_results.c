@@ -6,16 +6,7 @@
 #include "report.h"
 #include "sweep.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init("results");
-    return 0;
-}
+FUZZ_INITIALIZE("results", (void)0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -4,16 +4,7 @@
 #include "fuzz_common.h"
 #include "io/rl_safetensors.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init("safetensors");
-    return 0;
-}
+FUZZ_INITIALIZE("safetensors", (void)0)
 
 static void round_trip(const rl_st_file *f)
 {

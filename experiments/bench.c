@@ -297,13 +297,13 @@ static rl_status bench_budget(const bench_config *c)
                        ? rl_shared_bases_bytes(c->method, c->r, c->d_out, c->d_in, c->bases) : 0;
     if (c->merge) {
         floats = rl_size_mul(2, oi);
-        bytes = rl_adapter_bytes_bound(&ac, c->d_out, c->d_in, 1);
+        bytes = rl_adapter_bytes_bound(&ac, c->d_out, c->d_in, NULL, 1);
     } else {
         size_t params = rl_param_count_formula(c->method, c->r, c->d_out, c->d_in);
         size_t per = rl_size_add(rl_size_mul(2, oi), rl_size_add(o, rl_size_add(rl_size_mul(2, rl_size_mul(n, o)),
                                                                                   rl_size_mul(2, params))));
         floats = rl_size_add(rl_size_mul(L, per), rl_size_add(rl_size_mul(3, rl_size_mul(n, i)), rl_size_mul(n, o)));
-        bytes = rl_size_mul(L, rl_adapter_bytes_bound(&ac, c->d_out, c->d_in, c->tokens));
+        bytes = rl_size_mul(L, rl_adapter_bytes_bound(&ac, c->d_out, c->d_in, NULL, c->tokens));
     }
     bytes = rl_size_add(rl_size_add(bytes, bases), rl_size_mul(floats, sizeof(float)));
     return rl_budget_check(bytes, "%s r=%d, %dx%d, %d tokens, %d layer%s (--r, --out, --in, --tokens, --layers)",

@@ -228,7 +228,7 @@ static rl_status check_layer(ctx *c, int li, const rl_adapter_config *cfg,
     size_t floats = rl_size_add(rl_size_mul(2, rl_size_add(rl_size_mul(tn, in), rl_size_mul(tn, o))),
                                 rl_size_add(rl_size_mul(2, rl_size_mul(o, in)), rl_size_add(o, rl_size_add(rl_size_mul(2, big), np))));
     rl_status st = rl_budget_check(rl_size_add(rl_size_mul(floats, sizeof(float)),
-                                               rl_adapter_bytes_bound(cfg, d_out, d_in, tokens)),
+                                               rl_adapter_bytes_bound(cfg, d_out, d_in, bases, tokens)),
                                    "%s: layer %d (%d, %d) with %d tokens (metadata 'tokens')", rl_st_path(f), li,
                                    d_out, d_in, tokens);
     if (st != RL_OK) return st;

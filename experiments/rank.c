@@ -45,7 +45,7 @@ rl_status rank_fixture_write(const char *path, FILE *out, bool csv, double tol)
         size_t mn = (size_t)(d_out < d_in ? d_out : d_in);
         size_t need = rl_size_add(rl_size_mul((size_t)d_out * (size_t)d_in, sizeof(float) + sizeof(double)),
                                   rl_size_add(rl_size_mul(mn, sizeof(double)),
-                                              rl_adapter_bytes_bound(&ps.cfg, d_out, d_in, 1)));
+                                              rl_adapter_bytes_bound(&ps.cfg, d_out, d_in, ps.bases, 1)));
         if ((st = rl_budget_check(need, "%s: the rank of layer %d (%d, %d)", path, i, d_out, d_in)) == RL_OK &&
             (st = rl_adapter_new(&a, &ps.cfg, d_out, d_in, ps.bases, 1)) == RL_OK &&
             (st = parity_load_params(f, i, a)) == RL_OK) {

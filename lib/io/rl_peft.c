@@ -396,14 +396,18 @@ done:
 static rl_status load_params(rl_peft *p, const rl_st_file *f)
 {
     char key[1024], ctx[256];
+    /* RandLora adapters are made with no per-row workspace (max_tokens 0):
+     * a directory is only ever merged, exported or turned into ΔW, and a
+     * one-row workspace would cost 2·K·min_dim floats per module */
+    const int rows = p->method == RL_METHOD_RANDLORA ? 0 : 1;
     size_t need = 0;
     for (int m = 0; m < p->n_modules; m++)
-        need = rl_size_add(need, rl_adapter_bytes_bound(&p->cfg, p->modules[m].d_out, p->modules[m].d_in, 1));
+        need = rl_size_add(need, rl_adapter_bytes_bound(&p->cfg, p->modules[m].d_out, p->modules[m].d_in, p->bases, rows));
     RL_TRY(rl_budget_check(need, "%s: the %d adapters (r = %d from adapter_config.json, shapes from the base "
                            "weights)", p->dir, p->n_modules, p->cfg.r));
     for (int m = 0; m < p->n_modules; m++) {
         rl_peft_module *md = &p->modules[m];
-        rl_status st = rl_adapter_new(&md->adapter, &p->cfg, md->d_out, md->d_in, p->bases, 1);
+        rl_status st = rl_adapter_new(&md->adapter, &p->cfg, md->d_out, md->d_in, p->bases, rows);
         if (st != RL_OK) return with_context(st, md->path);
         rl_adapter *a = md->adapter;
         for (int i = 0; i < rl_adapter_n_params_info(a); i++) {

@@ -183,8 +183,13 @@ rl_status rl_atomic_dir_open(rl_atomic_dir *ad, const char *path, bool replace)
         if (!ad->path || !ad->tmp) st = rl_fail(RL_ENOMEM, "%s: no memory", path);
         else {
             snprintf(ad->tmp, n, "%s/.%s.tmp.XXXXXX", parent, base);
-            if (!mkdtemp(ad->tmp))
+            if (!mkdtemp(ad->tmp)) {
                 st = rl_fail(RL_EWRITE, "%s: cannot create a temporary directory beside it: %s", path, strerror(errno));
+            } else { /* mkdtemp makes it 0700; the directory it becomes gets mkdir's usual mode */
+                mode_t um = umask(0);
+                umask(um);
+                chmod(ad->tmp, 0777 & ~um);
+            }
         }
     }
     free(parent);

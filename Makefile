@@ -3,6 +3,7 @@
 #   make            build/randlora (CLI) and build/librandlora.a
 #   make test       build and run the Criterion tests (build/tests/run)
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
+#   make fuzz       libFuzzer on every reader of files, FUZZ_S seconds each
 #   make run        the main job (see README)
 #
 # Flags come from pkg-config. OpenBLAS is linked after GSL so that GSL's
@@ -40,7 +41,7 @@ EXP_OBJ  := $(EXP_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 INCLUDES := -I. -Ilib -Iexperiments
 
-.PHONY: all deps test asan run bench clean
+.PHONY: all deps test asan fuzz run bench clean
 all: $(BUILD)/randlora $(BUILD)/librandlora.a
 
 $(BUILD)/obj/%.o: %.c
@@ -88,6 +89,39 @@ asan:
 	    st=$$?; tail -1 build/asan/parity.log; \
 	    if [ $$st -ne 0 ] || grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' build/asan/parity.log; then \
 	    cat build/asan/parity.log; exit 1; fi
+
+# make fuzz FUZZ_S=N: the libFuzzer harnesses of tests/fuzz/ (one per reader
+# of files: safetensors, PEFT directories, parity files, IDX, digits CSV,
+# results tables), built with clang under ASan + UBSan into build/fuzz/, each
+# run N seconds (default 60) from seeds made from the test fixtures
+# (tests/fuzz/seeds.sh); the corpora grow in build/fuzz/corpus/, a crash
+# leaves its input in build/fuzz/crashes/ and fails the target. Not part of
+# `make test`; CI runs it after the tests with FUZZ_S=15.
+FUZZ_S ?= 60
+FUZZ_TARGETS := safetensors peft parity idx digits results
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/*.c))
+fuzz:
+	@bash .ci/install-deps --fuzz
+	$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT=-O1 \
+	    EXTRA_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" EXTRA_LDFLAGS="$(FUZZ_SAN)" \
+	    $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	bash tests/fuzz/seeds.sh build/fuzz/seeds
+	@mkdir -p build/fuzz/crashes
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build/fuzz/corpus/$$t; \
+	    echo "fuzz_$$t: $(FUZZ_S) s"; \
+	    if ! build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_S) -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=build/fuzz/crashes/$$t- build/fuzz/corpus/$$t build/fuzz/seeds/$$t \
+	        > build/fuzz/$$t.log 2>&1; then \
+	        cat build/fuzz/$$t.log; echo "make fuzz: fuzz_$$t failed (input in build/fuzz/crashes/)"; exit 1; fi; \
+	    grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|^Done' build/fuzz/$$t.log | tr '\n' ' '; echo; \
+	done
+
+# A harness links the command modules (not main.c) and the library.
+.PRECIOUS: $(BUILD)/obj/tests/fuzz/%.o
+$(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(TEST_EXP_OBJ) $(BUILD)/librandlora.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer $< $(TEST_EXP_OBJ) $(BUILD)/librandlora.a $(PKG_LIBS) -o $@
 
 # The main job: install what is missing, build, run every experiment at its
 # quick setting (FULL=1: the full settings), render the plots into plots/out/
@@ -145,4 +179,4 @@ bench: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(EXP_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(EXP_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_SRC:%.c=$(BUILD)/obj/%.d)

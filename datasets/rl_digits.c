@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/rl_budget.h"
 #include "core/rl_tensor.h"
 #include "rl_data.h"
 #include "rl_data_impl.h"
@@ -115,21 +116,32 @@ static rl_status parse_line(const char *path, int lineno, const char *p, const c
     return RL_OK;
 }
 
-/* Parse every line into rows (malloc'ed, n_rows x 65). */
+/* Parse every line into rows (malloc'ed, n_rows x 65). The rows array grows
+ * with the lines parsed, never sized from a count of newlines: 31 kB of
+ * gzip can hold 30 million empty lines, which fail at line 1. */
 static rl_status parse_all(const char *path, const char *buf, size_t len, int **rows, int *n_rows)
 {
     *rows = NULL;
     *n_rows = 0;
-    size_t lines = 1;
-    for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
-    if (lines > (size_t)INT_MAX / DIGITS_FIELDS)
-        return rl_fail(RL_EFORMAT, "%s: too many lines (%zu)", path, lines);
-    int *v = malloc(lines * DIGITS_FIELDS * sizeof *v);
-    if (!v) return rl_fail(RL_ENOMEM, "%s: no memory for %zu rows", path, lines);
-
+    int *v = NULL;
+    size_t cap = 0;
     const char *p = buf, *end = buf + len;
     int n = 0;
     while (p < end) {
+        if ((size_t)n == cap) {
+            if (cap >= (size_t)INT_MAX / DIGITS_FIELDS / 2) {
+                free(v);
+                return rl_fail(RL_EFORMAT, "%s: too many lines (more than %zu)", path, cap);
+            }
+            size_t nc = cap ? 2 * cap : 2048;
+            int *nv = realloc(v, nc * DIGITS_FIELDS * sizeof *v);
+            if (!nv) {
+                free(v);
+                return rl_fail(RL_ENOMEM, "%s: no memory for %zu rows", path, nc);
+            }
+            v = nv;
+            cap = nc;
+        }
         const char *e = memchr(p, '\n', (size_t)(end - p));
         const char *next = e ? e + 1 : end;
         if (!e) e = end;
@@ -162,6 +174,9 @@ static rl_status digits_fill(rl_dataset *d, const char *path, const int *rows, i
 
     int n_sel = 0;
     for (int i = 0; i < n_rows && n_sel < max; i++) n_sel += map[rows[i * DIGITS_FIELDS + DIGITS_PIXELS]] >= 0;
+    RL_TRY(rl_budget_check(rl_size_mul((size_t)n_sel, rl_size_add(rl_size_mul((size_t)side * (size_t)side, sizeof(float)),
+                                                                   sizeof(int))),
+                           "%s: %d examples of %dx%d pixels", path, n_sel, side, side));
     RL_TRY(rl_dataset_new(d, n_sel, side * side, n_classes, 0));
     d->height = d->width = side;
 

@@ -6,9 +6,11 @@
  *   labels: magic 0x00000801 (unsigned byte, 1 dim), count, then count
  *           label bytes.
  * Files are read through zlib's gzread, which also reads uncompressed files
- * as they are. The labels are read and checked first (they are small), the
- * selected examples counted, the dataset allocated once, and the images are
- * then streamed in chunks, so memory holds only the kept examples.
+ * as they are. The labels are read and checked first (they are small; the
+ * buffer grows as they arrive, never sized from the header's count alone),
+ * the selected examples counted, the dataset checked against the memory
+ * budget and allocated once, and the images are then streamed in chunks,
+ * so memory holds only the kept examples.
  *
  * Pixel scaling (default): x = byte / 255, exactly as torchvision's
  * ToTensor(), so x lies in [0, 1].
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/rl_budget.h"
 #include "core/rl_tensor.h"
 #include "rl_data.h"
 #include "rl_data_impl.h"
@@ -59,6 +62,48 @@ static rl_status gz_read_exact(gzFile f, void *buf, size_t len, const char *path
         }
         got += (size_t)r;
     }
+    return RL_OK;
+}
+
+/* Read `total` bytes into a buffer that grows as they arrive (chunks of
+ * IDX_GROW), so that a header claiming 2^31 labels in a 1 kB file costs a
+ * truncation error, not a 2 GiB reservation. *out is malloc'd (total + 1
+ * bytes at the end), NULL on failure. */
+#define IDX_GROW ((size_t)1 << 20)
+static rl_status gz_read_grow(gzFile f, unsigned char **out, size_t total, const char *path, const char *what)
+{
+    *out = NULL;
+    unsigned char *buf = NULL;
+    size_t got = 0, cap = 0;
+    while (got < total || !buf) {
+        size_t want = total - got < IDX_GROW ? total - got : IDX_GROW;
+        if (got + want + 1 > cap) {
+            size_t nc = cap ? 2 * cap : IDX_GROW;
+            if (nc > total + 1) nc = total + 1;
+            if (nc < got + want + 1) nc = got + want + 1;
+            unsigned char *nb = realloc(buf, nc);
+            if (!nb) {
+                free(buf);
+                return rl_fail(RL_ENOMEM, "%s: no memory for %s after %zu bytes", path, what, got);
+            }
+            buf = nb;
+            cap = nc;
+        }
+        if (want == 0) break;
+        int r = gzread(f, buf + got, (unsigned)want);
+        if (r <= 0) {
+            int errnum;
+            const char *msg = rl_data_gzerror(f, path, &errnum);
+            rl_status st = r < 0 ? rl_fail(RL_EFORMAT, "%s: corrupt data while reading %s (zlib: %s)", path, what, msg)
+                                 : rl_fail(RL_EFORMAT, "%s: truncated: %s end after %zu of the %zu bytes the header "
+                                           "announces%s%s%s", path, what, got, total, errnum != Z_OK ? " (zlib: " : "",
+                                           errnum != Z_OK ? msg : "", errnum != Z_OK ? ")" : "");
+            free(buf);
+            return st;
+        }
+        got += (size_t)r;
+    }
+    *out = buf;
     return RL_OK;
 }
 
@@ -133,9 +178,7 @@ static rl_status idx_read_headers(idx_state *s, const char *ip, const char *lp, 
     if (n_img > (uint32_t)INT_MAX)
         return rl_fail(RL_EFORMAT, "%s: %u images is more than this loader handles", ip, n_img);
 
-    s->labels = malloc((size_t)n_lab + 1);
-    if (!s->labels) return rl_fail(RL_ENOMEM, "%s: no memory for %u labels", lp, n_lab);
-    RL_TRY(gz_read_exact(s->fl, s->labels, n_lab, lp, "the labels"));
+    RL_TRY(gz_read_grow(s->fl, &s->labels, n_lab, lp, "the labels"));
     RL_TRY(gz_expect_end(s->fl, lp));
     for (uint32_t i = 0; i < n_lab; i++)
         if (s->labels[i] > 9)
@@ -166,6 +209,10 @@ static rl_status idx_load(rl_dataset *d, idx_state *s, const char *ip, const cha
         }
     if (max == INT_MAX) last = count; /* no max_count: read (and check) every image */
 
+    /* n_sel is backed by labels that were read; its images are checked
+     * against the budget before the dataset is allocated */
+    RL_TRY(rl_budget_check(rl_size_mul((size_t)n_sel, IDX_SIDE * IDX_SIDE * sizeof(float) + sizeof(int)),
+                           "%s: %d examples of %dx%d pixels (the count in %s)", ip, n_sel, IDX_SIDE, IDX_SIDE, lp));
     RL_TRY(rl_dataset_new(d, n_sel, IDX_SIDE * IDX_SIDE, n_classes, 0));
     d->height = d->width = IDX_SIDE;
 

@@ -8,6 +8,7 @@
 
 #include "analysis/rl_probe.h"
 #include "analysis/rl_stats.h"
+#include "commands.h"
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
 #include "io/rl_results.h"
@@ -545,29 +546,30 @@ int ad_run(ad_exp *e, const sweep_opts *o, int argc, char **argv, const char *ma
     }
     static const char *hdr = "task,method,bases,r,seed,params,lr,train_acc,val_acc,test_acc,val_loss,steps,best_step,"
                              "stopped_early,diverged,step_ms,peak_tensor_bytes,n_fit,n_val,n_test,repeat_of_selection";
-    if (rl_sweep_open(&e->runs, o->dir, "runs", hdr) != RL_OK ||
-        rl_sweep_open(&e->curves, o->dir, "curves", "task,method,bases,r,seed,step,loss") != RL_OK ||
-        rl_sweep_open(&e->movement, o->dir, "movement", "task,method,bases,r,seed," PR_MOVE_HEADER) != RL_OK ||
-        rl_sweep_open(&e->spectrum, o->dir, "spectrum", "task,method,bases,r,seed," PR_SPEC_HEADER) != RL_OK) {
+    rl_status st;
+    if ((st = rl_sweep_open(&e->runs, o->dir, "runs", hdr)) != RL_OK ||
+        (st = rl_sweep_open(&e->curves, o->dir, "curves", "task,method,bases,r,seed,step,loss")) != RL_OK ||
+        (st = rl_sweep_open(&e->movement, o->dir, "movement", "task,method,bases,r,seed," PR_MOVE_HEADER)) != RL_OK ||
+        (st = rl_sweep_open(&e->spectrum, o->dir, "spectrum", "task,method,bases,r,seed," PR_SPEC_HEADER)) != RL_OK) {
         fprintf(stderr, "randlora sweep %s: %s\n", e->name, rl_errmsg());
-        return 2;
+        return cmd_exit_code(st);
     }
     if (sweep_is_root()) write_manifest(e, argc, argv, manifest_extra, NULL);
     pr_result res = {0};
     pr_experiment px = {.n_configs = e->n_cfg, .cols_header = "task,method,bases,r,params", .config_id = config_id,
                         .select = ad_select, .final = ad_final, .done_table = e->runs, .ctx = e};
     int rc = 0;
-    if (pr_run(&px, &e->plan, o, &res) != RL_OK) {
+    if ((st = pr_run(&px, &e->plan, o, &res)) != RL_OK) {
         fprintf(stderr, "randlora sweep %s: %s\n", e->name, rl_errmsg());
-        rc = 1;
+        rc = st == RL_ENOMEM || st == RL_EWRITE ? 3 : 1; /* a run that failed; out of memory / a lost write */
     }
     if (rc == 0 && sweep_is_root()) {
         long n = 0;
         rl_sweep *tabs[4] = {e->runs, e->curves, e->movement, e->spectrum};
         for (int k = 0; k < 4 && rc == 0; k++)
-            if (rl_sweep_finish(tabs[k], k ? NULL : &n) != RL_OK) {
+            if ((st = rl_sweep_finish(tabs[k], k ? NULL : &n)) != RL_OK) {
                 fprintf(stderr, "randlora sweep %s: %s\n", e->name, rl_errmsg());
-                rc = 1;
+                rc = sweep_rc(rc, st);
             }
         ad_group *g = NULL;
         int ng = rc == 0 ? read_groups(o->dir, &g) : -1;

@@ -9,8 +9,10 @@
 
 #include "commands.h"
 #include "core/rl_blas.h"
+#include "core/rl_budget.h"
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
+#include "flags.h"
 #include "train/rl_optim.h"
 
 bench_config bench_defaults(void)
@@ -270,23 +272,50 @@ static void usage(FILE *out)
             "                      [--tokens T] [--bases dense|sparse|very_sparse] [--threads N]\n"
             "                      [--path auto|factorised|materialised] [--layers L] [--alpha A]\n"
             "                      [--min-reps N] [--max-reps N] [--seconds S] [--merge] [--csv]\n"
+            "                      [--max-memory BYTES]\n"
             "  Times one training step (forward, backward, AdamW) of one adapted linear layer\n"
             "  (or a stack of L square layers with ReLU), frozen base; with --merge, merging the\n"
             "  adapter into one weight instead. Defaults: randlora r=32,\n"
-            "  768x768, 1024 tokens, dense bases, auto path, 1 thread.\n");
+            "  768x768, 1024 tokens, dense bases, auto path, 1 thread.\n" FLAG_MAX_MEMORY_USAGE);
 }
 
-static int parse_int(const char *flag, const char *v, int lo, int *out)
+#define BENCH_CMD "randlora bench"
+
+/* What a run with these flags will allocate (tracked), bounded from above,
+ * checked against the memory budget before anything is: the shared bases;
+ * per layer W, bias, the pre-activation and activation (tokens, out), the
+ * merged-weight buffer, AdamW's two moments and the adapter; x, G and the
+ * two dx buffers. --merge: the weight, its ΔW buffer, bases and adapter. */
+static rl_status bench_budget(const bench_config *c)
 {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || *end || end == v || x < lo || x > 1 << 30) {
-        fprintf(stderr, "randlora bench: %s '%s' is not an integer >= %d\n", flag, v ? v : "", lo);
-        return 0;
+    if (c->r <= 0 && c->method != RL_METHOD_FULL) return RL_OK; /* bench_run refuses it */
+    rl_adapter_config ac = rl_adapter_config_default(c->method);
+    ac.r = c->r;
+    const size_t n = (size_t)c->tokens, o = (size_t)c->d_out, i = (size_t)c->d_in, L = (size_t)c->layers;
+    size_t oi = rl_size_mul(o, i), floats, bytes;
+    size_t bases = c->method == RL_METHOD_VERA || c->method == RL_METHOD_RANDLORA
+                       ? rl_shared_bases_bytes(c->method, c->r, c->d_out, c->d_in, c->bases) : 0;
+    if (c->merge) {
+        floats = rl_size_mul(2, oi);
+        bytes = rl_adapter_bytes_bound(&ac, c->d_out, c->d_in, NULL, 1);
+    } else {
+        size_t params = rl_param_count_formula(c->method, c->r, c->d_out, c->d_in);
+        size_t per = rl_size_add(rl_size_mul(2, oi), rl_size_add(o, rl_size_add(rl_size_mul(2, rl_size_mul(n, o)),
+                                                                                  rl_size_mul(2, params))));
+        floats = rl_size_add(rl_size_mul(L, per), rl_size_add(rl_size_mul(3, rl_size_mul(n, i)), rl_size_mul(n, o)));
+        bytes = rl_size_mul(L, rl_adapter_bytes_bound(&ac, c->d_out, c->d_in, NULL, c->tokens));
     }
-    *out = (int)x;
-    return 1;
+    bytes = rl_size_add(rl_size_add(bytes, bases), rl_size_mul(floats, sizeof(float)));
+    return rl_budget_check(bytes, "%s r=%d, %dx%d, %d tokens, %d layer%s (--r, --out, --in, --tokens, --layers)",
+                           rl_method_name(c->method), c->r, c->d_out, c->d_in, c->tokens, c->layers,
+                           c->layers == 1 ? "" : "s");
+}
+
+/* A name flag (--method, --bases, --path): print why it failed. */
+static bool named(const char *flag, rl_status st)
+{
+    if (st != RL_OK) fprintf(stderr, BENCH_CMD ": %s: %s\n", flag, rl_errmsg());
+    return st == RL_OK;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -301,41 +330,34 @@ int cmd_bench(int argc, char **argv)
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); return 0; }
         if (!v) { fprintf(stderr, "randlora bench: %s needs a value\n", a); return 2; }
         i++;
-        if (strcmp(a, "--method") == 0) ok = rl_method_parse(v, &c.method) == RL_OK;
-        else if (strcmp(a, "--bases") == 0) ok = rl_bases_kind_parse(v, &c.bases) == RL_OK;
-        else if (strcmp(a, "--path") == 0) ok = rl_path_parse(v, &c.path) == RL_OK;
-        else if (strcmp(a, "--r") == 0) ok = parse_int(a, v, 1, &c.r);
-        else if (strcmp(a, "--out") == 0) ok = parse_int(a, v, 1, &c.d_out);
-        else if (strcmp(a, "--in") == 0) ok = parse_int(a, v, 1, &c.d_in);
-        else if (strcmp(a, "--tokens") == 0) ok = parse_int(a, v, 1, &c.tokens);
-        else if (strcmp(a, "--threads") == 0) ok = parse_int(a, v, 1, &c.threads);
-        else if (strcmp(a, "--layers") == 0) ok = parse_int(a, v, 1, &c.layers);
-        else if (strcmp(a, "--min-reps") == 0) ok = parse_int(a, v, 1, &c.opts.min_reps);
-        else if (strcmp(a, "--max-reps") == 0) ok = parse_int(a, v, 1, &c.opts.max_reps);
-        else if (strcmp(a, "--alpha") == 0 || strcmp(a, "--seconds") == 0) {
-            char *end;
-            double d = strtod(v, &end);
-            ok = *end == '\0' && end != v && d > 0 && isfinite(d);
-            if (!ok) fprintf(stderr, "randlora bench: %s '%s' is not a positive number\n", a, v);
-            else if (a[2] == 'a') c.alpha = d;
-            else c.opts.min_seconds = d;
-        } else {
+        if (strcmp(a, "--method") == 0) ok = named(a, rl_method_parse(v, &c.method));
+        else if (strcmp(a, "--bases") == 0) ok = named(a, rl_bases_kind_parse(v, &c.bases));
+        else if (strcmp(a, "--path") == 0) ok = named(a, rl_path_parse(v, &c.path));
+        else if (strcmp(a, "--r") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.r);
+        else if (strcmp(a, "--out") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.d_out);
+        else if (strcmp(a, "--in") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.d_in);
+        else if (strcmp(a, "--tokens") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.tokens);
+        else if (strcmp(a, "--threads") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.threads);
+        else if (strcmp(a, "--layers") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.layers);
+        else if (strcmp(a, "--min-reps") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.opts.min_reps);
+        else if (strcmp(a, "--max-reps") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.opts.max_reps);
+        else if (strcmp(a, "--alpha") == 0) ok = flag_positive(BENCH_CMD, a, v, INFINITY, &c.alpha);
+        else if (strcmp(a, "--max-memory") == 0) ok = flag_max_memory(BENCH_CMD, v);
+        else if (strcmp(a, "--seconds") == 0) ok = flag_positive(BENCH_CMD, a, v, 86400.0, &c.opts.min_seconds);
+        else {
             fprintf(stderr, "randlora bench: unknown flag '%s'\n", a);
             usage(stderr);
             return 2;
         }
-        if (!ok) {
-            if (rl_errmsg()[0]) fprintf(stderr, "randlora bench: %s\n", rl_errmsg());
-            return 2;
-        }
-        rl_errclear();
+        if (!ok) return 2;
     }
     if (c.opts.max_reps < c.opts.min_reps) c.opts.max_reps = c.opts.min_reps;
     bench_result r;
-    rl_status st = bench_run(&c, &r);
+    rl_status st = bench_budget(&c);
+    if (st == RL_OK) st = bench_run(&c, &r);
     if (st != RL_OK) {
         fprintf(stderr, "randlora bench: %s\n", rl_errmsg());
-        return st == RL_EINVAL ? 2 : 1;
+        return cmd_exit_code(st); /* 2: bad flags or over the budget; 3: out of memory */
     }
     char row[1024];
     bench_csv_row(&r, row, sizeof row);

@@ -1,7 +1,7 @@
 /* main.c -- `randlora <command>`: the command-line front end.
  * Each command lives in its own experiments/<name>.c; lib/ never exits, so
- * exit codes are decided here and in the commands: 0 success, 1 a check
- * failed, 2 bad usage or input. */
+ * exit codes are decided here and in the commands (commands.h): 0 success,
+ * 1 a check failed, 2 bad usage or input, 3 out of memory or a failed write. */
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +48,8 @@ static void usage(FILE *out)
     fprintf(out, "\nsweeps:\n");
     for (size_t i = 0; i < COUNT(sweeps); i++)
         if (sweeps[i].name) fprintf(out, "  sweep %-8s %s\n", sweeps[i].name, sweeps[i].help);
+    fprintf(out, "\nexit: 0 success, 1 a check failed, 2 bad usage or input (including over the memory\n"
+                 "budget, --max-memory BYTES), 3 out of memory or an output that could not be written\n");
 }
 
 static int run_sweep(int argc, char **argv)

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "adapters/rl_adapter.h"
+#include "core/rl_parse.h"
+#include "flags.h"
 
 /* ---- the built-in architectures ----
  *
@@ -216,15 +218,11 @@ rl_status params_select(const params_arch *a, const char *targets, params_select
 /* Parse a positive decimal integer <= max from s[0..n): digits only. */
 static bool parse_pos(const char *s, size_t n, long max, int *out)
 {
-    if (n == 0 || n > 9) return false;
-    long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < 1 || v > max) return false;
-    *out = (int)v;
-    return true;
+    char num[24];
+    if (n == 0 || n >= sizeof num) return false;
+    memcpy(num, s, n);
+    num[n] = '\0';
+    return rl_parse_int(num, 1, (int)max, NULL, out) == RL_OK;
 }
 
 /* Static storage for the "OUTxIN" names of parsed shapes: a selection holds
@@ -513,12 +511,6 @@ static void usage(FILE *out)
             "             and one row per count; targets are joined with '+'\n");
 }
 
-/* Parse --r: a positive integer <= PARAMS_MAX_DIM. */
-static bool parse_r(const char *s, int *r)
-{
-    return parse_pos(s, strlen(s), PARAMS_MAX_DIM, r);
-}
-
 int cmd_params(int argc, char **argv)
 {
     const char *arch = NULL, *targets = NULL, *method_s = NULL, *r_s = NULL, *bases_s = NULL,
@@ -565,8 +557,7 @@ int cmd_params(int argc, char **argv)
     if (method_s && rl_method_parse(method_s, &method) != RL_OK) {
         fprintf(stderr, "randlora params: --method: %s\n", rl_errmsg());
         return 2;
-    } else if (r_s && !parse_r(r_s, &r)) {
-        fprintf(stderr, "randlora params: --r '%s' is not an integer in [1, %d]\n", r_s, PARAMS_MAX_DIM);
+    } else if (r_s && !flag_int("randlora params", "--r", r_s, 1, PARAMS_MAX_DIM, &r)) {
         return 2;
     } else if (bases_s && rl_bases_kind_parse(bases_s, &kind) != RL_OK) {
         fprintf(stderr, "randlora params: --bases: %s\n", rl_errmsg());

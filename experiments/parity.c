@@ -4,8 +4,11 @@
 #include "commands.h"
 
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +16,12 @@
 #include "adapters/rl_adapter.h"
 #include "adapters/rl_bases.h"
 #include "core/rl_blas.h"
+#include "core/rl_budget.h"
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
+#include "flags.h"
 #include "io/rl_safetensors.h"
+#include "io/rl_output.h"
 #include "io/rl_results.h"
 
 double parity_rel_err(const float *a, const float *b, size_t n)
@@ -43,72 +49,6 @@ unsigned parity_ulp_diff(float a, float b)
     int64_t d = ordered(a) - ordered(b);
     if (d < 0) d = -d;
     return d > UINT32_MAX ? UINT32_MAX : (unsigned)d;
-}
-
-/* ---- metadata ---- */
-
-static rl_status meta_str(const rl_st_file *f, const char *key, const char **out)
-{
-    *out = rl_st_meta(f, key);
-    if (!*out) return rl_fail(RL_EFORMAT, "%s: metadata key '%s' is missing", rl_st_path(f), key);
-    return RL_OK;
-}
-
-static rl_status meta_long(const rl_st_file *f, const char *key, long lo, long *out)
-{
-    const char *s;
-    RL_TRY(meta_str(f, key, &s));
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo)
-        return rl_fail(RL_EFORMAT, "%s: metadata '%s' = '%s' is not an integer >= %ld",
-                       rl_st_path(f), key, s, lo);
-    *out = v;
-    return RL_OK;
-}
-
-static rl_status meta_double(const rl_st_file *f, const char *key, double *out)
-{
-    const char *s;
-    RL_TRY(meta_str(f, key, &s));
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v))
-        return rl_fail(RL_EFORMAT, "%s: metadata '%s' = '%s' is not a number", rl_st_path(f), key, s);
-    *out = v;
-    return RL_OK;
-}
-
-static rl_status meta_bool(const rl_st_file *f, const char *key, bool *out)
-{
-    const char *s;
-    RL_TRY(meta_str(f, key, &s));
-    if (strcmp(s, "true") == 0) *out = true;
-    else if (strcmp(s, "false") == 0) *out = false;
-    else return rl_fail(RL_EFORMAT, "%s: metadata '%s' = '%s' is not true/false", rl_st_path(f), key, s);
-    return RL_OK;
-}
-
-/* projection_prng_key as torch takes it: a uint64, negative values as two's
- * complement (manual_seed(-1) == manual_seed(2^64 - 1)). */
-static rl_status meta_key(const rl_st_file *f, uint64_t *out)
-{
-    const char *s;
-    RL_TRY(meta_str(f, "projection_prng_key", &s));
-    char *end;
-    errno = 0;
-    if (s[0] == '-') {
-        long long v = strtoll(s, &end, 10);
-        *out = (uint64_t)v;
-    } else {
-        *out = strtoull(s, &end, 10);
-    }
-    if (errno || end == s || *end)
-        return rl_fail(RL_EFORMAT, "%s: metadata 'projection_prng_key' = '%s' is not a 64-bit integer",
-                       rl_st_path(f), s);
-    return RL_OK;
 }
 
 /* ---- the check ---- */
@@ -277,7 +217,22 @@ static rl_status check_layer(ctx *c, int li, const rl_adapter_config *cfg,
     rl_adapter *a = NULL;
     float *x = NULL, *W = NULL, *bias = NULL, *dy = NULL, *y = NULL, *dx = NULL, *dw = NULL;
     float *ref = NULL, *ref2 = NULL;
-    rl_status st = rl_adapter_new(&a, cfg, d_out, d_in, bases, tokens);
+    /* what this layer will hold: x, dx (tokens, in); dy, y (tokens, out);
+     * W, dw (out, in); bias; two reference tensors of the largest of those
+     * or the parameters; the finite-difference copy; the adapter */
+    size_t tn = (size_t)tokens, o = (size_t)d_out, in = (size_t)d_in;
+    size_t np = rl_param_count_formula(cfg->method, cfg->r, d_out, d_in), big = rl_size_mul(tn, o);
+    if (rl_size_mul(tn, in) > big) big = rl_size_mul(tn, in);
+    if (rl_size_mul(o, in) > big) big = rl_size_mul(o, in);
+    if (np > big) big = np;
+    size_t floats = rl_size_add(rl_size_mul(2, rl_size_add(rl_size_mul(tn, in), rl_size_mul(tn, o))),
+                                rl_size_add(rl_size_mul(2, rl_size_mul(o, in)), rl_size_add(o, rl_size_add(rl_size_mul(2, big), np))));
+    rl_status st = rl_budget_check(rl_size_add(rl_size_mul(floats, sizeof(float)),
+                                               rl_adapter_bytes_bound(cfg, d_out, d_in, bases, tokens)),
+                                   "%s: layer %d (%d, %d) with %d tokens (metadata 'tokens')", rl_st_path(f), li,
+                                   d_out, d_in, tokens);
+    if (st != RL_OK) return st;
+    st = rl_adapter_new(&a, cfg, d_out, d_in, bases, tokens);
     if (st != RL_OK) goto done;
 
     /* (2) init values, bit-exact */
@@ -406,51 +361,70 @@ done:
     return st;
 }
 
+/* The parameter whose first dimension is r: lora_A (r, in), vera_lambda_d
+ * (r), randlora_lambda (r, nb). */
+static const char *r_param(rl_method m)
+{
+    return m == RL_METHOD_LORA ? "lora_A.weight" : m == RL_METHOD_VERA ? "vera_lambda_d" : "randlora_lambda";
+}
+
 rl_status parity_setup_read(const rl_st_file *f, parity_setup *out)
 {
     memset(out, 0, sizeof *out);
-    const char *s;
-    long r, layers, tokens;
-    RL_TRY(meta_str(f, "format", &s));
+    const char *s, *path = rl_st_path(f);
+    int r, layers, tokens;
+    s = rl_st_meta(f, "format");
+    if (!s) return rl_fail(RL_EFORMAT, "%s: metadata key 'format' is missing", path);
     if (strcmp(s, "peft-parity-v1") != 0)
-        return rl_fail(RL_EFORMAT, "%s: metadata 'format' is '%s', expected 'peft-parity-v1'",
-                       rl_st_path(f), s);
-    RL_TRY(meta_str(f, "method", &s));
+        return rl_fail(RL_EFORMAT, "%s: metadata 'format' is '%s', expected 'peft-parity-v1'", path, s);
+    s = rl_st_meta(f, "method");
+    if (!s) return rl_fail(RL_EFORMAT, "%s: metadata key 'method' is missing", path);
     if (rl_method_parse(s, &out->method) != RL_OK || out->method == RL_METHOD_FULL)
-        return rl_fail(RL_EFORMAT, "%s: metadata 'method' = '%s' (expected lora, vera or randlora)",
-                       rl_st_path(f), s);
+        return rl_fail(RL_EFORMAT, "%s: metadata 'method' = '%s' (expected lora, vera or randlora)", path, s);
     rl_method method = out->method;
-    RL_TRY(meta_long(f, "r", 1, &r));
-    RL_TRY(meta_long(f, "layers", 1, &layers));
-    RL_TRY(meta_long(f, "tokens", 1, &tokens));
-    if (layers > PARITY_MAX_LAYERS)
-        return rl_fail(RL_EFORMAT, "%s: %ld layers (at most %d supported)", rl_st_path(f), layers,
-                       PARITY_MAX_LAYERS);
-    out->layers = (int)layers;
-    out->tokens = (int)tokens;
+    /* counts are parsed whole and range-checked in 64 bits (never cut to 32) */
+    RL_TRY(rl_st_meta_int(f, "r", 1, INT_MAX, &r));
+    RL_TRY(rl_st_meta_int(f, "layers", 1, PARITY_MAX_LAYERS, &layers));
+    RL_TRY(rl_st_meta_int(f, "tokens", 1, INT_MAX, &tokens));
+    out->layers = layers;
+    out->tokens = tokens;
 
     rl_adapter_config cfg = rl_adapter_config_default(method);
-    cfg.r = (int)r;
-    if (method != RL_METHOD_VERA) RL_TRY(meta_double(f, "alpha", &cfg.alpha));
-    if (method == RL_METHOD_LORA) RL_TRY(meta_bool(f, "use_rslora", &cfg.use_rslora));
-    if (method == RL_METHOD_VERA) RL_TRY(meta_double(f, "d_initial", &cfg.d_initial));
+    cfg.r = r;
+    if (method != RL_METHOD_VERA) RL_TRY(rl_st_meta_double(f, "alpha", -DBL_MAX, DBL_MAX, &cfg.alpha));
+    if (method == RL_METHOD_LORA) RL_TRY(rl_st_meta_bool(f, "use_rslora", &cfg.use_rslora));
+    if (method == RL_METHOD_VERA) RL_TRY(rl_st_meta_double(f, "d_initial", -DBL_MAX, DBL_MAX, &cfg.d_initial));
     out->cfg = cfg;
 
-    /* layer shapes, from the frozen weights */
+    /* layer shapes, from the frozen weights; tokens and r against what the
+     * file holds (layers.i.x is (tokens, in), the r-parameter starts with r),
+     * so a count in the metadata can never size memory the file does not back */
     int max_out = 0, max_in = 0;
     for (int i = 0; i < layers; i++) {
         char key[64];
         snprintf(key, sizeof key, "layers.%d.weight", i);
         const rl_st_tensor *t = rl_st_find(f, key);
-        if (!t) return rl_fail(RL_EFORMAT, "%s: tensor '%s' is missing", rl_st_path(f), key);
+        if (!t) return rl_fail(RL_EFORMAT, "%s: tensor '%s' is missing", path, key);
         if (t->ndim != 2 || t->shape[0] <= 0 || t->shape[1] <= 0 || t->shape[0] > INT32_MAX / 2 ||
             t->shape[1] > INT32_MAX / 2)
-            return rl_fail(RL_EFORMAT, "%s: '%s' must be a non-empty 2-D (out, in) matrix",
-                           rl_st_path(f), key);
+            return rl_fail(RL_EFORMAT, "%s: '%s' must be a non-empty 2-D (out, in) matrix", path, key);
         out->shapes[i][0] = (int)t->shape[0];
         out->shapes[i][1] = (int)t->shape[1];
         if (out->shapes[i][0] > max_out) max_out = out->shapes[i][0];
         if (out->shapes[i][1] > max_in) max_in = out->shapes[i][1];
+        snprintf(key, sizeof key, "layers.%d.x", i);
+        const rl_st_tensor *x = rl_st_find(f, key);
+        if (!x) return rl_fail(RL_EFORMAT, "%s: tensor '%s' is missing", path, key);
+        if (x->ndim != 2 || x->shape[0] != tokens || x->shape[1] != t->shape[1])
+            return rl_fail(RL_EFORMAT, "%s: metadata 'tokens' = %d but '%s' is %d-D [%lld, %lld], not (tokens, "
+                           "in) = (%d, %lld)", path, tokens, key, x->ndim, (long long)(x->ndim > 0 ? x->shape[0] : 0),
+                           (long long)(x->ndim > 1 ? x->shape[1] : 0), tokens, (long long)t->shape[1]);
+        snprintf(key, sizeof key, "layers.%d.%s", i, r_param(method));
+        const rl_st_tensor *p = rl_st_find(f, key);
+        if (!p) return rl_fail(RL_EFORMAT, "%s: tensor '%s' is missing", path, key);
+        if (p->ndim < 1 || p->shape[0] != r)
+            return rl_fail(RL_EFORMAT, "%s: metadata 'r' = %d but '%s' has %lld rows (its first dimension is r)",
+                           path, r, key, (long long)(p->ndim > 0 ? p->shape[0] : 0));
     }
     out->max_out = max_out;
     out->max_in = max_in;
@@ -460,11 +434,11 @@ rl_status parity_setup_read(const rl_st_file *f, parity_setup *out)
         uint64_t key;
         rl_bases_kind kind = RL_BASES_DENSE;
         rl_fmt fmt = RL_BF16;
-        RL_TRY(meta_key(f, &key));
+        RL_TRY(rl_st_meta_seed(f, "projection_prng_key", &key));
         if (method == RL_METHOD_RANDLORA) {
             bool sparse, very;
-            RL_TRY(meta_bool(f, "sparse", &sparse));
-            RL_TRY(meta_bool(f, "very_sparse", &very));
+            RL_TRY(rl_st_meta_bool(f, "sparse", &sparse));
+            RL_TRY(rl_st_meta_bool(f, "very_sparse", &very));
             kind = very ? RL_BASES_VERY_SPARSE : sparse ? RL_BASES_SPARSE : RL_BASES_DENSE;
             const char *bd = rl_st_meta(f, "bases_dtype");
             if (kind == RL_BASES_DENSE && bd) {
@@ -472,10 +446,15 @@ rl_status parity_setup_read(const rl_st_file *f, parity_setup *out)
                 else if (strcmp(bd, "float16") == 0) fmt = RL_FP16;
                 else if (strcmp(bd, "float32") == 0) fmt = RL_F32;
                 else return rl_fail(RL_EFORMAT, "%s: metadata 'bases_dtype' = '%s' is not "
-                                    "bfloat16, float16 or float32", rl_st_path(f), bd);
+                                    "bfloat16, float16 or float32", path, bd);
             }
         }
         out->kind = kind;
+        /* the bases are sized for the largest (out, in) over the layers, as
+         * PEFT sizes them: what that takes is checked before it is drawn */
+        RL_TRY(rl_budget_check(rl_shared_bases_bytes(method, r, max_out, max_in, kind),
+                               "%s: the shared %s bases for r = %d (metadata 'r') and the largest layer (%d, %d)",
+                               path, rl_method_name(method), r, max_out, max_in));
         RL_TRY(rl_shared_bases_new(&out->bases, method, cfg.r, max_out, max_in, kind, fmt,
                                    RL_BASES_FMA_DEFAULT, key));
     }
@@ -579,7 +558,7 @@ void parity_print_summary(int passed, int failed, double worst_grad, double wors
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: randlora parity [--tol REL] [--out CSV] FILE...\n"
+            "usage: randlora parity [--tol REL] [--out CSV] [--max-memory BYTES] FILE...\n"
             "       randlora parity [--tol REL] --candidate CAND.safetensors REF.safetensors\n"
             "  Checks the library against PEFT reference files (peft-parity-v1 safetensors,\n"
             "  e.g. tests/fixtures/peft/*.safetensors): regenerated bases (bit-exact for\n"
@@ -587,8 +566,46 @@ static void usage(FILE *out)
             "  weight and gradients within max|err| / max|ref| <= REL (default %g).\n"
             "  --candidate: another implementation's results for REF's inputs (layers.<i>.output,\n"
             "  .delta_weight, .grad.x, .grad.<PEFT param>, optional bases) checked the same way\n"
-            "  against PEFT's expect.* and the float64 truth.* (candidate.h; experiments/reference/).\n",
+            "  against PEFT's expect.* and the float64 truth.* (candidate.h; experiments/reference/).\n"
+            "  --out CSV   the verdicts as a table, written atomically (never over a FILE)\n"
+            FLAG_MAX_MEMORY_USAGE
+            "  Exit: 0 every file passed, 1 a check failed, 2 a file is missing, unreadable,\n"
+            "  malformed or over the memory budget (or bad usage), 3 the CSV could not be written.\n",
             PARITY_DEFAULT_TOL);
+}
+
+#define PARITY_CMD "randlora parity"
+
+/* A growing text buffer for --out; `failed` once an allocation failed. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+} csv_text;
+
+static void csv_put(csv_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void csv_put(csv_text *t, const char *fmt, ...)
+{
+    for (int k = 0; k < 2 && !t->failed; k++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+        } else if (t->buf && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        } else {
+            size_t cap = 2 * t->cap + (size_t)n + 4096;
+            char *b = realloc(t->buf, cap);
+            if (!b) t->failed = true;
+            else {
+                t->buf = b;
+                t->cap = cap;
+            }
+        }
+    }
 }
 
 int cmd_parity(int argc, char **argv)
@@ -601,27 +618,18 @@ int cmd_parity(int argc, char **argv)
     for (; first < argc; first++) {
         const char *a = argv[first];
         if (strcmp(a, "--tol") == 0) {
-            char *end;
-            if (first + 1 >= argc) {
-                fprintf(stderr, "randlora parity: --tol needs a value\n");
-                return 2;
-            }
-            tol = strtod(argv[++first], &end);
-            if (*end || !(tol > 0.0) || !isfinite(tol)) {
-                fprintf(stderr, "randlora parity: --tol '%s' is not a positive number\n", argv[first]);
-                return 2;
-            }
+            const char *v = flag_value(PARITY_CMD, argc, argv, &first);
+            if (!v || !flag_positive(PARITY_CMD, a, v, INFINITY, &tol)) return 2;
         } else if (strcmp(a, "--out") == 0) {
-            if (first + 1 >= argc) {
-                fprintf(stderr, "randlora parity: --out needs a file\n");
-                return 2;
-            }
-            out_path = argv[++first];
+            if (!(out_path = flag_value(PARITY_CMD, argc, argv, &first))) return 2;
+        } else if (strcmp(a, "--max-memory") == 0) {
+            const char *v = flag_value(PARITY_CMD, argc, argv, &first);
+            if (!v || !flag_max_memory(PARITY_CMD, v)) return 2;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
         } else if (strncmp(a, "--", 2) == 0) {
-            fprintf(stderr, "randlora parity: unknown flag '%s'\n", a);
+            fprintf(stderr, PARITY_CMD ": unknown flag '%s'\n", a);
             usage(stderr);
             return 2;
         } else {
@@ -632,41 +640,45 @@ int cmd_parity(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    int passed = 0, failed = 0;
+    /* --out never lands on one of the files it reports on */
+    if (out_path && rl_output_check(out_path, (const char *const *)argv + first, (size_t)(argc - first)) != RL_OK) {
+        fprintf(stderr, PARITY_CMD ": --out: %s\n", rl_errmsg());
+        return 2;
+    }
+    int passed = 0, failed = 0, rc = 0;
     double worst_grad = 0.0, worst_truth_grad = -1.0;
     /* --out FILE: the same verdicts as CSV, written atomically at the end */
-    size_t ccap = 4096 + (size_t)(argc - first) * 768, clen = 0;
-    char *csv = out_path ? malloc(ccap) : NULL;
-    if (csv)
-        clen += (size_t)snprintf(csv, ccap, "file,method,layers,pass,max_rel,max_rel_tensor,bases_mismatch,"
-                                            "bases_max_ulp,init_checked,grad_rel,param_grad_rel,truth_out_rel,"
-                                            "truth_dx_rel,truth_grad_rel,peft_truth_out_rel,peft_truth_grad_rel,"
-                                            "ref_grad_zero,fd_max_err,error\n");
+    csv_text csv = {0};
+    if (out_path)
+        csv_put(&csv, "file,method,layers,pass,max_rel,max_rel_tensor,bases_mismatch,bases_max_ulp,init_checked,"
+                      "grad_rel,param_grad_rel,truth_out_rel,truth_dx_rel,truth_grad_rel,peft_truth_out_rel,"
+                      "peft_truth_grad_rel,ref_grad_zero,fd_max_err,error\n");
     for (int i = first; i < argc; i++) {
         parity_result res;
         rl_status st = parity_check_file(argv[i], tol, &res);
-        if (csv && clen + 768 < ccap)
-            clen += (size_t)snprintf(csv + clen, ccap - clen,
-                                     "%s,%s,%d,%s,%.3e,%s,%ld,%u,%d,%.3e,%.3e,%.3e,%.3e,%.3e,%.3e,%.3e,%d,%.3e,%s\n",
-                                     argv[i], res.method, res.layers, res.pass ? "PASS" : "FAIL", res.max_rel,
-                                     res.pass ? res.max_rel_what : res.fail_what, res.bases_mismatch, res.bases_max_ulp,
-                                     res.init_checked, res.grad_rel, res.param_grad_rel, res.truth_out_rel,
-                                     res.truth_dx_rel, res.truth_grad_rel, res.peft_truth_out_rel,
-                                     res.peft_truth_grad_rel, res.ref_grad_zero, res.fd_max_err,
-                                     st != RL_OK ? rl_strerror(st) : "");
+        if (out_path)
+            csv_put(&csv, "%s,%s,%d,%s,%.3e,%s,%ld,%u,%d,%.3e,%.3e,%.3e,%.3e,%.3e,%.3e,%.3e,%d,%.3e,%s\n", argv[i],
+                    res.method, res.layers, res.pass ? "PASS" : "FAIL", res.max_rel,
+                    res.pass ? res.max_rel_what : res.fail_what, res.bases_mismatch, res.bases_max_ulp,
+                    res.init_checked, res.grad_rel, res.param_grad_rel, res.truth_out_rel, res.truth_dx_rel,
+                    res.truth_grad_rel, res.peft_truth_out_rel, res.peft_truth_grad_rel, res.ref_grad_zero,
+                    res.fd_max_err, st != RL_OK ? rl_strerror(st) : "");
         if (parity_print_row(argv[i], &res, st)) passed++;
         else failed++;
-        if (st != RL_OK) continue;
+        if (st != RL_OK) { /* not a verdict: the file could not be checked (2), or memory ran out (3) */
+            if (cmd_exit_code(st) > rc) rc = cmd_exit_code(st);
+            continue;
+        }
+        if (!res.pass && rc < 1) rc = 1;
         if (res.grad_rel > worst_grad || isnan(res.grad_rel)) worst_grad = res.grad_rel;
         if (res.truth_grad_rel > worst_truth_grad) worst_truth_grad = res.truth_grad_rel;
     }
     parity_print_summary(passed, failed, worst_grad, worst_truth_grad);
-    if (csv) {
-        if (rl_write_file_atomic(out_path, csv, clen) != RL_OK) {
-            fprintf(stderr, "randlora parity: %s\n", rl_errmsg());
-            failed++;
-        }
-        free(csv);
+    if (out_path) {
+        rl_status st = csv.failed ? rl_fail(RL_ENOMEM, "%s: out of memory for the table", out_path)
+                                  : rl_write_file_atomic(out_path, csv.buf, csv.len);
+        if (st != RL_OK) rc = cmd_fail("parity", st, NULL) > rc ? cmd_exit_code(st) : rc;
+        free(csv.buf);
     }
-    return failed ? 1 : 0;
+    return rc;
 }

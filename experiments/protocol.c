@@ -15,6 +15,7 @@
 #include "analysis/rl_rank.h"
 #include "core/rl_clock.h"
 #include "core/rl_tensor.h"
+#include "flags.h"
 #include "io/rl_results.h"
 #include "train/rl_train.h"
 
@@ -382,19 +383,11 @@ const char *pr_family_verdict(pr_cmp *const *c, int n, char *counts, size_t cl)
 
 /* ---- the runner ---- */
 
-/* the integer value of argv[*i] in lo..hi, advancing *i; -1 (message) otherwise */
+/* the integer value of flag argv[*i] in lo..hi (experiments/flags.h), advancing *i */
 static int int_flag(const char *cmd, int argc, char **argv, int *i, int lo, int hi, int *out)
 {
-    char *end = NULL;
-    long v = *i + 1 < argc ? strtol(argv[*i + 1], &end, 10) : 0;
-    if (*i + 1 >= argc || !end || end == argv[*i + 1] || *end || v < lo || v > hi) {
-        fprintf(stderr, "%s: %s '%s' is not an integer in %d..%d\n", cmd, argv[*i], *i + 1 < argc ? argv[*i + 1] : "",
-                lo, hi);
-        return -1;
-    }
-    *out = (int)v;
-    ++*i;
-    return 1;
+    const char *flag = argv[*i], *v = flag_value(cmd, argc, argv, i);
+    return v && flag_int(cmd, flag, v, lo, hi, out) ? 1 : -1;
 }
 
 int pr_parse_flag(void *ctx, int argc, char **argv, int *i)

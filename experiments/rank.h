@@ -1,6 +1,5 @@
-/* rank.h -- `randlora rank`, `inspect`, `merge`, `export` (experiments/rank.c)
- * and `randlora sweep rank` (experiments/sweep_rank.c), callable in-process
- * by the tests. */
+/* rank.h -- `randlora rank` (experiments/rank.c) and `randlora sweep rank`
+ * (experiments/sweep_rank.c), callable in-process by the tests. */
 #ifndef RL_EXP_RANK_H
 #define RL_EXP_RANK_H
 
@@ -10,14 +9,10 @@
 #include "core/rl_err.h"
 
 #define RANK_CSV_HEADER "layer,out,in,min_dim,rank,effective_rank,stable_rank,sigma_max,sigma_min"
-#define INSPECT_CSV_HEADER "module,out,in,method,params,rank,min_dim,effective_rank,fro_norm"
 
 /* One row per layer of a peft-parity-v1 file: ΔW built by the library from
  * the stored parameters, bases regenerated from the key; numerical rank at
  * the float32 tolerance (rl_rank.h), or at tol when tol > 0. */
 rl_status rank_fixture_write(const char *path, FILE *out, bool csv, double tol);
-/* One row per adapted module of a PEFT adapter directory (base weights for
- * the shapes: base_path, or NULL for <dir>/base_model.safetensors). */
-rl_status inspect_write(const char *dir, const char *base_path, FILE *out, bool csv);
 
 #endif

@@ -9,6 +9,7 @@
  * docs), cited by id through rp_ref: they are the reference column, never
  * measured.
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include <time.h>
 
 #include "commands.h"
+#include "core/rl_parse.h"
+#include "flags.h"
 #include "io/rl_results.h"
 #include "latex.h"
 #include "paper_ref.h"
@@ -69,7 +72,17 @@ const char *rp_cell(const csv_table *t, int r, const char *col)
     return c >= 0 && r >= 0 && r < t->nrow ? t->rows[r][c] : "";
 }
 
-double rp_num(const csv_table *t, int r, const char *col) { return atof(rp_cell(t, r, col)); }
+/* Strict (lib/core/rl_parse.h): "inf" and "-inf" as printf writes them; a
+ * cell that is empty, "nan" or not a number is NaN, never a silent 0. */
+double rp_num(const csv_table *t, int r, const char *col)
+{
+    const char *s = rp_cell(t, r, col);
+    double v;
+    if (rl_parse_double(s, -DBL_MAX, DBL_MAX, NULL, &v) == RL_OK) return v;
+    if (strcmp(s, "inf") == 0) return INFINITY;
+    if (strcmp(s, "-inf") == 0) return -INFINITY;
+    return NAN;
+}
 
 /* First row whose columns equal the given values (NULL-terminated pairs). */
 int rp_find(const csv_table *t, ...)
@@ -371,12 +384,12 @@ rl_status report_write(const char *dir, bool render, bool quiet)
     paper_refs_free(refs);
     refs = NULL;
     char path[700];
+    snprintf(path, sizeof path, "%s/REPORT.md", dir);
+    if (st == RL_OK) st = rl_write_file_atomic(path, b.buf, b.len);
     snprintf(path, sizeof path, "%s/claims.csv", dir);
     if (st == RL_OK) st = rl_write_file_atomic(path, cc.buf, cc.len);
     free(cc.buf);
-    snprintf(path, sizeof path, "%s/REPORT.md", dir);
-    if (st == RL_OK) st = rl_write_file_atomic(path, b.buf, b.len);
-    if (st == RL_OK && !quiet) fprintf(stderr, "wrote %s and %s/claims.csv\n", path, dir);
+    if (st == RL_OK && !quiet) fprintf(stderr, "wrote %s/REPORT.md and %s\n", dir, path);
     int ntex = 0;
     snprintf(path, sizeof path, "%s/tables", dir);
     if (st == RL_OK) st = latex_tables_write(b.buf, path, &ntex);
@@ -393,8 +406,9 @@ int cmd_report(int argc, char **argv)
     const char *dir = "results";
     bool render = true, quiet = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--results") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "--no-plots")) render = false;
+        if (!strcmp(argv[i], "--results")) {
+            if (!(dir = flag_value("randlora report", argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--no-plots")) render = false;
         else if (!strcmp(argv[i], "--quiet")) quiet = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: randlora report [--results DIR] [--no-plots] [--quiet]\n"
@@ -406,9 +420,19 @@ int cmd_report(int argc, char **argv)
             return 2;
         }
     }
-    if (report_write(dir, render, quiet) != RL_OK) {
+    /* DIR is the input: it must exist as a directory (a missing one is not
+     * created, and a file is not written beside) */
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "randlora report: --results '%s' %s\n", dir,
+                stat(dir, &sb) != 0 ? "does not exist (run an experiment first, or name the results directory)"
+                                    : "is not a directory");
+        return 2;
+    }
+    rl_status st = report_write(dir, render, quiet);
+    if (st != RL_OK) {
         fprintf(stderr, "randlora report: %s\n", rl_errmsg());
-        return 1;
+        return cmd_exit_code(st); /* 3: REPORT.md could not be written */
     }
     return 0;
 }

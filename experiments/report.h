@@ -23,7 +23,8 @@ bool rp_exists(const char *path);
 bool rp_table(const char *dir, const char *rel, csv_table *t);
 /* The same for DIR/<exp>/<file>; the relative path goes into rel[n]. */
 bool rp_exp_table(const char *dir, const char *exp, const char *file, csv_table *t, char *rel, size_t n);
-/* Field of row r in column col ("" when either is absent), and as a number. */
+/* Field of row r in column col ("" when either is absent), and as a number
+ * (parsed strictly: NaN when the field is empty or not a number). */
 const char *rp_cell(const csv_table *t, int r, const char *col);
 double rp_num(const csv_table *t, int r, const char *col);
 /* First row whose columns equal the given values (NULL-terminated pairs

@@ -2,11 +2,15 @@
 #include "sweep.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "commands.h"
+#include "flags.h"
 
 #ifdef RL_MPI
 #include <mpi.h>
@@ -57,30 +61,26 @@ void sweep_opts_init(sweep_opts *o, const char *name)
 
 int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char *cmd)
 {
-    const char *a = argv[*i];
+    const char *a = argv[*i], *v;
     if (strcmp(a, "--force") == 0) o->force = true;
     else if (strcmp(a, "--quiet") == 0) o->quiet = true;
     else if (strcmp(a, "--full") == 0) o->full = true;
     else if (strcmp(a, "--limit") == 0) {
-        char *end;
-        if (*i + 1 >= argc || (o->limit = strtol(argv[*i + 1], &end, 10)) < 1 || *end) {
-            fprintf(stderr, "%s: --limit needs a positive integer\n", cmd);
+        int64_t n;
+        if (!(v = flag_value(cmd, argc, argv, i)) || !flag_i64(cmd, a, v, 1, LONG_MAX, &n)) return -1;
+        o->limit = (long)n;
+    } else if (strcmp(a, "--results") == 0) {
+        if (!(v = flag_value(cmd, argc, argv, i))) return -1;
+        if (strlen(v) >= sizeof o->dir || !*v) {
+            fprintf(stderr, "%s: --results '%s' is empty or too long\n", cmd, v);
             return -1;
         }
-        ++*i;
-    } else if (strcmp(a, "--results") == 0 || strcmp(a, "--shard") == 0) {
-        if (*i + 1 >= argc) {
-            fprintf(stderr, "%s: %s needs a value\n", cmd, a);
-            return -1;
-        }
-        const char *v = argv[++*i];
-        if (a[2] == 'r') {
-            if (strlen(v) >= sizeof o->dir || !*v) {
-                fprintf(stderr, "%s: --results '%s' is empty or too long\n", cmd, v);
-                return -1;
-            }
-            snprintf(o->dir, sizeof o->dir, "%s", v);
-        } else if (rl_shard_parse(v, &o->shard) != RL_OK) {
+        snprintf(o->dir, sizeof o->dir, "%s", v);
+    } else if (strcmp(a, "--max-memory") == 0) {
+        if (!(v = flag_value(cmd, argc, argv, i)) || !flag_max_memory(cmd, v)) return -1;
+    } else if (strcmp(a, "--shard") == 0) {
+        if (!(v = flag_value(cmd, argc, argv, i))) return -1;
+        if (rl_shard_parse(v, &o->shard) != RL_OK) {
             fprintf(stderr, "%s: %s\n", cmd, rl_errmsg());
             return -1;
         }
@@ -88,6 +88,12 @@ int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char 
         return 0;
     }
     return 1;
+}
+
+int sweep_rc(int rc, rl_status st)
+{
+    int c = cmd_exit_code(st);
+    return c > rc ? c : rc;
 }
 
 void sweep_usage_common(FILE *out)
@@ -99,6 +105,9 @@ void sweep_usage_common(FILE *out)
             "          --quiet        no progress on stderr\n"
             "          --full         the long grid instead of the quick default\n"
             "          --limit N      only the first N points of the grid (smoke runs)\n"
+            "          --max-memory BYTES  memory budget for data read from files (datasets)\n"
+            "  exit: 0 done, 1 a point failed, 2 bad usage or input, 3 out of memory or an output\n"
+            "        (table, plot) that could not be written\n"
             "  MPI build (make MPI=1): mpirun -np N build/mpi/randlora sweep ... spreads the points over\n"
             "  the ranks (shared results directory); rank 0 assembles the tables and plots.\n");
 }

@@ -4,7 +4,9 @@
  * Common flags: --results DIR (default results/<name>), --force (recompute
  * points already written), --shard i/n (run every n-th point), --quiet (no
  * progress on stderr), --full (the long grid), --limit N (the first N points
- * only). Unknown flags are left to the caller (sweep_parse_common returns 0).
+ * only), --max-memory BYTES (the memory budget, lib/core/rl_budget.h). Every
+ * value goes through flags.h. Unknown flags are left to the caller
+ * (sweep_parse_common returns 0).
  */
 #ifndef RL_SWEEP_H
 #define RL_SWEEP_H
@@ -40,6 +42,12 @@ void sweep_opts_init(sweep_opts *o, const char *name);
  * consumed, 0 if not a common flag, -1 on a bad value (message printed). */
 int sweep_parse_common(sweep_opts *o, int argc, char **argv, int *i, const char *cmd);
 void sweep_usage_common(FILE *out);
+
+/* The exit code after a failed status st, given the code rc so far: the
+ * larger of rc and cmd_exit_code(st) (commands.h: 2 bad input, 3 out of
+ * memory or an output that could not be written). A plot gnuplot could not
+ * write counts as RL_EWRITE. */
+int sweep_rc(int rc, rl_status st);
 
 /* The whole argument loop of a sweep: -h/--help prints usage and returns 0
  * (the caller exits 0); the common flags; then `extra` (may be NULL) for the

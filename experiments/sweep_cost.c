@@ -211,18 +211,19 @@ int sweep_cost(int argc, char **argv)
     build_grid(&g, o.full);
     rl_sweep *sw[N_TABLES] = {0};
     int rc = 0;
+    rl_status st;
     for (int t = 0; t < N_TABLES; t++)
-        if (rl_sweep_open(&sw[t], o.dir, tables[t], bench_csv_header()) != RL_OK) {
+        if ((st = rl_sweep_open(&sw[t], o.dir, tables[t], bench_csv_header())) != RL_OK) {
             fprintf(stderr, "randlora sweep cost: %s\n", rl_errmsg());
-            rc = 2;
+            rc = sweep_rc(rc, st);
             goto done;
         }
     char cfg[256];
     snprintf(cfg, sizeof cfg, "{\"grid\": \"%s\", \"points\": %d, \"shard\": \"%d/%d\", \"timing\": \"median of >= 7 steps after 2 warm-up\"}",
              o.full ? "full" : "quick", g.n, o.shard.index, o.shard.count);
-    if (sweep_is_root() && rl_manifest_write(o.dir, "cost", argc, argv, cfg, 42) != RL_OK) {
+    if (sweep_is_root() && (st = rl_manifest_write(o.dir, "cost", argc, argv, cfg, 42)) != RL_OK) {
         fprintf(stderr, "randlora sweep cost: %s\n", rl_errmsg());
-        rc = 2;
+        rc = sweep_rc(rc, st);
         goto done;
     }
     long mine = 0;
@@ -239,16 +240,16 @@ int sweep_cost(int argc, char **argv)
             continue;
         }
         bench_result r;
-        if (bench_run(&g.p[i].c, &r) != RL_OK) {
+        if ((st = bench_run(&g.p[i].c, &r)) != RL_OK) {
             fprintf(stderr, "\nrandlora sweep cost: point %s: %s\n", key, rl_errmsg());
-            rc = 1;
+            rc = st == RL_ENOMEM ? sweep_rc(rc, st) : rc > 1 ? rc : 1;
             continue;
         }
         char row[1024];
         bench_csv_row(&r, row, sizeof row);
-        if (rl_sweep_put(s, key, row) != RL_OK) {
+        if ((st = rl_sweep_put(s, key, row)) != RL_OK) {
             fprintf(stderr, "\nrandlora sweep cost: %s\n", rl_errmsg());
-            rc = 1;
+            rc = sweep_rc(rc, st);
             break;
         }
         rl_progress_step(&prog, key, false);
@@ -258,9 +259,9 @@ int sweep_cost(int argc, char **argv)
     if (!sweep_is_root()) goto done;
     for (int t = 0; t < N_TABLES; t++) {
         long n;
-        if (rl_sweep_finish(sw[t], &n) != RL_OK) {
+        if ((st = rl_sweep_finish(sw[t], &n)) != RL_OK) {
             fprintf(stderr, "randlora sweep cost: %s\n", rl_errmsg());
-            rc = 1;
+            rc = sweep_rc(rc, st);
         } else if (!o.quiet) {
             fprintf(stderr, "wrote %s (%ld points)\n", rl_sweep_table_path(sw[t]), n);
         }
@@ -269,7 +270,7 @@ int sweep_cost(int argc, char **argv)
     static const char *const scripts[] = {"plots/cost_time_vs_r.gp", "plots/cost_time_vs_size.gp",
                                           "plots/cost_crossover.gp", "plots/cost_memory.gp"};
     if (strcmp(o.dir, "results/cost") == 0) {
-        if (sweep_render(scripts, 4, o.quiet)) rc = 1;
+        if (sweep_render(scripts, 4, o.quiet)) rc = sweep_rc(rc, RL_EWRITE);
     } else if (!o.quiet) {
         fprintf(stderr, "plots read results/cost/: not rendered for --results %s\n", o.dir);
     }

@@ -150,17 +150,18 @@ int sweep_expressivity(int argc, char **argv)
     static const char *header = "spectrum,method,bases,r,params,lr,seed,steps,size,rel_error,lora_optimum";
     rl_sweep *sw = NULL;
     int rc = 0;
-    if (rl_sweep_open(&sw, o.dir, "runs", header) != RL_OK) {
+    rl_status st;
+    if ((st = rl_sweep_open(&sw, o.dir, "runs", header)) != RL_OK) {
         fprintf(stderr, "randlora sweep expressivity: %s\n", rl_errmsg());
         free(g);
-        return 2;
+        return cmd_exit_code(st);
     }
     char cfg[256];
     snprintf(cfg, sizeof cfg, "{\"size\": %d, \"seeds\": %d, \"steps\": %d, \"lrs\": [0.003, 0.01, 0.03], \"grid\": \"%s\"}",
              D, seeds, steps, o.full ? "full" : "quick");
-    if (sweep_is_root() && rl_manifest_write(o.dir, "expressivity", argc, argv, cfg, 1000) != RL_OK) {
+    if (sweep_is_root() && (st = rl_manifest_write(o.dir, "expressivity", argc, argv, cfg, 1000)) != RL_OK) {
         fprintf(stderr, "randlora sweep expressivity: %s\n", rl_errmsg());
-        rc = 2;
+        rc = sweep_rc(rc, st);
         goto done;
     }
     long mine = 0;
@@ -202,9 +203,9 @@ int sweep_expressivity(int argc, char **argv)
         snprintf(row, sizeof row, "%s,%s,%s,%d,%zu,%g,%d,%d,%d,%.6g,%.6g\n", spec_names[p->spec],
                  rl_method_name(p->method), p->method == RL_METHOD_RANDLORA ? rl_bases_kind_name(p->bases) : "-",
                  p->r, params, p->lr, p->seed, steps, D, err, opt);
-        if (rl_sweep_put(sw, key, row) != RL_OK) {
+        if ((st = rl_sweep_put(sw, key, row)) != RL_OK) {
             fprintf(stderr, "\nrandlora sweep expressivity: %s\n", rl_errmsg());
-            rc = 1;
+            rc = sweep_rc(rc, st);
         }
         rl_progress_step(&pr, key, false);
     }
@@ -213,9 +214,9 @@ int sweep_expressivity(int argc, char **argv)
     sweep_barrier();
     if (!sweep_is_root()) goto done;
     long np;
-    if (rl_sweep_finish(sw, &np) != RL_OK) {
+    if ((st = rl_sweep_finish(sw, &np)) != RL_OK) {
         fprintf(stderr, "randlora sweep expressivity: %s\n", rl_errmsg());
-        rc = 1;
+        rc = sweep_rc(rc, st);
         goto done;
     }
     /* summary: per (spectrum, method, bases, r): best lr by mean error, mean and 95% CI over seeds */
@@ -223,9 +224,9 @@ int sweep_expressivity(int argc, char **argv)
         csv_table tb;
         char path[700];
         snprintf(path, sizeof path, "%s/runs.csv", o.dir);
-        if (csv_read(path, &tb) != RL_OK) {
+        if ((st = csv_read(path, &tb)) != RL_OK) {
             fprintf(stderr, "randlora sweep expressivity: %s\n", rl_errmsg());
-            rc = 1;
+            rc = sweep_rc(rc, st);
             goto done;
         }
         int cs = csv_col(&tb, "spectrum"), cm = csv_col(&tb, "method"), cb = csv_col(&tb, "bases"), cr = csv_col(&tb, "r"),
@@ -262,9 +263,9 @@ int sweep_expressivity(int argc, char **argv)
                                         best_mean, best_half, tb.rows[i][co]);
         }
         snprintf(path, sizeof path, "%s/summary.csv", o.dir);
-        if (rl_write_file_atomic(path, out, len) != RL_OK) {
+        if ((st = rl_write_file_atomic(path, out, len)) != RL_OK) {
             fprintf(stderr, "randlora sweep expressivity: %s\n", rl_errmsg());
-            rc = 1;
+            rc = sweep_rc(rc, st);
         } else if (!o.quiet) {
             fprintf(stderr, "wrote %s/runs.csv (%ld runs) and %s\n", o.dir, np, path);
         }
@@ -274,7 +275,7 @@ int sweep_expressivity(int argc, char **argv)
     }
     if (strcmp(o.dir, "results/expressivity") == 0) {
         static const char *const scripts[] = {"plots/expressivity.gp"};
-        if (sweep_render(scripts, 1, o.quiet)) rc = 1;
+        if (sweep_render(scripts, 1, o.quiet)) rc = sweep_rc(rc, RL_EWRITE);
     }
 done:
     rl_sweep_free(sw);

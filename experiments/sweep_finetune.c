@@ -243,7 +243,7 @@ int sweep_finetune(int argc, char **argv)
         rl_status st = ft_data_load(&d, t, size);
         if (st != RL_OK) {
             fprintf(stderr, "randlora sweep finetune: task %s: %s\n", ft_task_names[t], rl_errmsg());
-            rc = st == RL_ENOTFOUND ? 2 : 1;
+            rc = sweep_rc(rc, st);
             break;
         }
         e.task_names[t] = ft_task_names[t];
@@ -268,7 +268,7 @@ int sweep_finetune(int argc, char **argv)
         for (int t = 1; st == RL_OK && t < e.n_tasks; t++) st = rl_model_new(&e.m[t], &e.model[t], 1);
         if (st != RL_OK) {
             fprintf(stderr, "randlora sweep finetune: pretraining: %s\n", rl_errmsg());
-            rc = 1;
+            rc = st == RL_ENOTFOUND || st == RL_ENOMEM || st == RL_EWRITE ? sweep_rc(rc, st) : 1;
         }
     }
     if (rc == 0) {
@@ -295,7 +295,8 @@ int sweep_finetune(int argc, char **argv)
         int len = snprintf(row, sizeof row, "model,size,task_a_examples,epochs,task_a_test_examples,task_a_test_acc\n"
                                             "mlp 784-256-256-5,%s,%d,%d,%d,%.4f\n",
                            ft_size_names[size], a0.a_train.n, z.pre_epochs, a0.a_test.n, a_acc);
-        if (rl_write_file_atomic(path, row, (size_t)len) != RL_OK) rc = 1;
+        rl_status ws = rl_write_file_atomic(path, row, (size_t)len);
+        if (ws != RL_OK) rc = sweep_rc(rc, ws);
     }
     bool complete = false;
     if (rc == 0) {
@@ -308,7 +309,7 @@ int sweep_finetune(int argc, char **argv)
     if (rc == 0 && complete && sweep_is_root() && strcmp(o.dir, "results/finetune") == 0) {
         static const char *const scripts[] = {"plots/finetune_accuracy.gp", "plots/finetune_loss.gp",
                                               "plots/finetune_movement.gp"};
-        if (sweep_render(scripts, 3, o.quiet)) rc = 1;
+        if (sweep_render(scripts, 3, o.quiet)) rc = sweep_rc(rc, RL_EWRITE);
     }
     ad_free(&e);
     rl_dataset_free(&a0.a_train);

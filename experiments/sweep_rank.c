@@ -40,6 +40,7 @@
 #include "core/rl_blas.h"
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
+#include "flags.h"
 #include "io/rl_results.h"
 #include "sweep.h"
 #include "train/rl_optim.h"
@@ -451,41 +452,43 @@ static rl_status write_claims(const rank_cfg *c, FILE *echo)
 
 /* ---- command line ---- */
 
-static int parse_list(const char *s, int *out, int max, const char *flag)
-{
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v <= 0 || v > 1 << 16 || n >= max || (*end && *end != ',')) {
-            fprintf(stderr, "randlora sweep rank: %s '%s' is not a list of positive integers\n", flag, s);
-            return -1;
-        }
-        out[n++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    return n;
-}
+#define RANK_CMD "randlora sweep rank"
 
-static int parse_shapes(const char *s, int (*out)[2], int max)
+typedef struct {
+    rank_cfg *c;
+    bool large;
+} rank_flags;
+
+/* The flags of sweep rank beyond the common ones (sweep_parse_args). */
+static int rank_flag(void *ctx, int argc, char **argv, int *i)
 {
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end, *end2;
-        long o = strtol(p, &end, 10);
-        long i = *end == 'x' ? strtol(end + 1, &end2, 10) : 0;
-        if (o <= 0 || i <= 0 || o > 1 << 16 || i > 1 << 16 || n >= max || (*end2 && *end2 != ',')) {
-            fprintf(stderr, "randlora sweep rank: --shapes '%s' is not a list OUTxIN,...\n", s);
-            return -1;
-        }
-        out[n][0] = (int)o;
-        out[n][1] = (int)i;
-        n++;
-        p = *end2 ? end2 + 1 : end2;
+    rank_flags *rf = ctx;
+    rank_cfg *c = rf->c;
+    const char *a = argv[*i], *v;
+    int n;
+    double lr;
+    if (strcmp(a, "--large") == 0) rf->large = true;
+    else if (strcmp(a, "--no-plots") == 0) c->plots = false;
+    else if (strcmp(a, "--r") != 0 && strcmp(a, "--shapes") != 0 && strcmp(a, "--steps") != 0 &&
+             strcmp(a, "--tokens") != 0 && strcmp(a, "--seed") != 0 && strcmp(a, "--lr") != 0)
+        return 0;
+    else if (!(v = flag_value(RANK_CMD, argc, argv, i))) return -1;
+    else if (strcmp(a, "--r") == 0) {
+        if ((c->n_r = flag_int_list(RANK_CMD, a, v, 1, 1 << 16, c->r, MAX_LIST)) < 0) return -1;
+    } else if (strcmp(a, "--shapes") == 0) {
+        if ((c->n_shape = flag_pair_list(RANK_CMD, a, v, 1, 1 << 16, c->shape, MAX_LIST)) < 0) return -1;
+    } else if (strcmp(a, "--steps") == 0) {
+        if (!flag_int(RANK_CMD, a, v, 1, 1 << 20, &c->steps)) return -1;
+    } else if (strcmp(a, "--tokens") == 0) {
+        if (!flag_int(RANK_CMD, a, v, 1, 1 << 20, &c->tokens)) return -1;
+    } else if (strcmp(a, "--seed") == 0) {
+        if (!flag_int(RANK_CMD, a, v, 0, 1 << 20, &n)) return -1;
+        c->seed = (uint64_t)n;
+    } else {
+        if (!flag_positive(RANK_CMD, a, v, FLT_MAX, &lr)) return -1;
+        c->lr = (float)lr;
     }
-    return n;
+    return 1;
 }
 
 static void usage(FILE *out)
@@ -511,53 +514,16 @@ int sweep_rank(int argc, char **argv)
 {
     rank_cfg c = {.seed = 0, .steps = 32, .tokens = 64, .lr = 1e-3f, .plots = true};
     sweep_opts_init(&c.so, "rank");
-    c.n_r = parse_list("1,2,4,8,16,32,64", c.r, MAX_LIST, "--r");
-    c.n_shape = parse_shapes("256x256,768x768,768x3072", c.shape, MAX_LIST);
-    bool large = false;
-    for (int i = 1; i < argc; i++) {
-        int k = sweep_parse_common(&c.so, argc, argv, &i, "randlora sweep rank");
-        if (k < 0) return 2;
-        if (k > 0) continue;
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--large") == 0) large = true;
-        else if (strcmp(a, "--no-plots") == 0) c.plots = false;
-        else if (!v) {
-            fprintf(stderr, "randlora sweep rank: unknown flag '%s' or missing value\n", a);
-            usage(stderr);
-            return 2;
-        } else if (strcmp(a, "--r") == 0) {
-            if ((c.n_r = parse_list(v, c.r, MAX_LIST, a)) < 0) return 2;
-            i++;
-        } else if (strcmp(a, "--shapes") == 0) {
-            if ((c.n_shape = parse_shapes(v, c.shape, MAX_LIST)) < 0) return 2;
-            i++;
-        } else if (strcmp(a, "--steps") == 0 || strcmp(a, "--tokens") == 0 || strcmp(a, "--seed") == 0) {
-            long n = strtol(v, &end, 10);
-            if (*end || n < (a[2] == 's' && a[3] == 'e' ? 0 : 1) || n > 1 << 20) {
-                fprintf(stderr, "randlora sweep rank: %s '%s' is not a valid integer\n", a, v);
-                return 2;
-            }
-            if (a[3] == 't') c.steps = (int)n;
-            else if (a[2] == 't') c.tokens = (int)n;
-            else c.seed = (uint64_t)n;
-            i++;
-        } else if (strcmp(a, "--lr") == 0) {
-            c.lr = strtof(v, &end);
-            if (*end || !(c.lr > 0) || !isfinite(c.lr)) {
-                fprintf(stderr, "randlora sweep rank: --lr '%s' is not a positive number\n", v);
-                return 2;
-            }
-            i++;
-        } else {
-            fprintf(stderr, "randlora sweep rank: unknown flag '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    static const int default_r[] = {1, 2, 4, 8, 16, 32, 64};
+    static const int default_shapes[][2] = {{256, 256}, {768, 768}, {768, 3072}};
+    c.n_r = (int)(sizeof default_r / sizeof default_r[0]);
+    memcpy(c.r, default_r, sizeof default_r);
+    c.n_shape = (int)(sizeof default_shapes / sizeof default_shapes[0]);
+    memcpy(c.shape, default_shapes, sizeof default_shapes);
+    rank_flags rf = {&c, false};
+    int pa = sweep_parse_args(&c.so, argc, argv, RANK_CMD, usage, rank_flag, &rf);
+    if (pa <= 0) return pa < 0 ? 2 : 0;
+    bool large = rf.large;
     if (large || c.so.full) {
         c.large[0][0] = c.large[0][1] = 1024;
         c.large[1][0] = c.large[1][1] = 4096;
@@ -627,7 +593,7 @@ int sweep_rank(int argc, char **argv)
     sweep_barrier();
     if (!sweep_is_root()) { /* rank 0 assembles the tables, manifest and plots */
         for (int t = 0; t < N_TABLES; t++) rl_sweep_free(tab[t]);
-        return st != RL_OK ? 2 : failed ? 1 : 0;
+        return st != RL_OK ? cmd_exit_code(st) : failed ? 1 : 0;
     }
     for (int t = 0; t < N_TABLES && st == RL_OK; t++) st = rl_sweep_finish(tab[t], NULL);
     for (int t = 0; t < N_TABLES; t++) rl_sweep_free(tab[t]);
@@ -641,12 +607,12 @@ int sweep_rank(int argc, char **argv)
     if (st == RL_OK) st = write_claims(&c, c.so.quiet ? NULL : stdout);
     if (st != RL_OK) {
         fprintf(stderr, "randlora sweep rank: %s: %s\n", rl_strerror(st), rl_errmsg());
-        return 2;
+        return cmd_exit_code(st);
     }
     if (c.plots) {
         static const char *const scripts[] = {"plots/rank_spectra.gp", "plots/rank_vs_r.gp", "plots/rank_vs_step.gp",
                                               "plots/rank_sparse.gp"};
-        failed += sweep_render(scripts, 4, c.so.quiet);
+        if (sweep_render(scripts, 4, c.so.quiet)) return sweep_rc(failed ? 1 : 0, RL_EWRITE);
     }
     return failed ? 1 : 0;
 }

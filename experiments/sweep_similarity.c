@@ -31,6 +31,7 @@
 #include "adapt.h"
 #include "finetune.h"
 #include "protocol.h"
+#include "flags.h"
 #include "sweep.h"
 
 #define SIM_N 2000          /* test examples through each model */
@@ -81,11 +82,9 @@ static int sim_flag(void *ctx, int argc, char **argv, int *i)
 {
     sim_flags *f = ctx;
     if (!strcmp(argv[*i], "--finetune")) {
-        if (*i + 1 >= argc || !argv[*i + 1][0]) {
-            fprintf(stderr, "randlora sweep similarity: --finetune needs a directory\n");
-            return -1;
-        }
-        f->ftdir = argv[++*i];
+        const char *v = flag_value("randlora sweep similarity", argc, argv, i);
+        if (!v) return -1;
+        f->ftdir = v;
         return 1;
     }
     return strcmp(argv[*i], "--smoke") ? 0 : pr_parse_flag(&f->pr, argc, argv, i);
@@ -252,6 +251,13 @@ int sweep_similarity(int argc, char **argv)
     if (sz < 0) return 2;
     const ft_size size = (ft_size)sz;
     if (!sweep_is_root()) return 0; /* not a grid: rank 0 alone computes it */
+    /* its manifest.json and claims.csv would replace the fine-tuning run's */
+    struct stat rs, fs;
+    if (stat(o.dir, &rs) == 0 && stat(fl.ftdir, &fs) == 0 && rs.st_dev == fs.st_dev && rs.st_ino == fs.st_ino) {
+        fprintf(stderr, "randlora sweep similarity: --results %s is the fine-tuning directory it reads (%s)\n", o.dir,
+                fl.ftdir);
+        return 2;
+    }
     char path[700];
     csv_table runs, pairs;
     snprintf(path, sizeof path, "%s/runs.csv", fl.ftdir);
@@ -269,9 +275,10 @@ int sweep_similarity(int argc, char **argv)
     snprintf(cfgjson, sizeof cfgjson, "{\"finetune\": \"%s\", \"size\": \"%s\", \"examples\": %d, \"margin\": %g}",
              fl.ftdir, ft_size_names[size], SIM_N, SIM_MARGIN);
     int rc = 0;
-    if (rl_mkdir_p(o.dir) != RL_OK || rl_manifest_write(o.dir, "similarity", argc, argv, cfgjson, 0) != RL_OK) {
+    rl_status ost;
+    if ((ost = rl_mkdir_p(o.dir)) != RL_OK || (ost = rl_manifest_write(o.dir, "similarity", argc, argv, cfgjson, 0)) != RL_OK) {
         fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());
-        rc = 2;
+        rc = cmd_exit_code(ost);
     }
     pr_text cka = {0}, sum = {0}, cl = {0}, pr = {0};
     pr_text_add(&cka, "task,method,bases,r,params,seed,layer,cka\n");
@@ -285,7 +292,7 @@ int sweep_similarity(int argc, char **argv)
         rl_status st = task_cka(fl.ftdir, ft_size_names[size], task, &runs, cfg, &ncfg, &cka, size);
         if (st != RL_OK) {
             fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());
-            rc = st == RL_ENOTFOUND ? 2 : 1;
+            rc = sweep_rc(rc, st);
             break;
         }
         for (int i = 0; i < ncfg; i++) {
@@ -300,15 +307,15 @@ int sweep_similarity(int argc, char **argv)
     pr_text *texts[4] = {&cka, &sum, &cl, &pr};
     for (int k = 0; k < 4 && rc == 0; k++) {
         snprintf(path, sizeof path, "%s/%s", o.dir, names[k]);
-        if (rl_write_file_atomic(path, texts[k]->buf, texts[k]->len) != RL_OK) {
+        if ((ost = rl_write_file_atomic(path, texts[k]->buf, texts[k]->len)) != RL_OK) {
             fprintf(stderr, "randlora sweep similarity: %s\n", rl_errmsg());
-            rc = 1;
+            rc = sweep_rc(rc, ost);
         }
     }
     if (rc == 0 && !o.quiet) fprintf(stderr, "wrote %s/{cka,summary,claims,pairs}.csv\n", o.dir);
     if (rc == 0 && strcmp(o.dir, "results/similarity") == 0) {
         static const char *const scripts[] = {"plots/similarity.gp"};
-        if (sweep_render(scripts, 1, o.quiet)) rc = 1;
+        if (sweep_render(scripts, 1, o.quiet)) rc = sweep_rc(rc, RL_EWRITE);
     }
     for (int k = 0; k < 4; k++) pr_text_free(texts[k]);
     csv_free(&runs);

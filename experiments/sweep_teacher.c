@@ -391,24 +391,25 @@ int sweep_teacher(int argc, char **argv)
     }
     int rc = 0;
     c.val_x = rl_alloc_floats((size_t)TS_VAL * TS_IN);
-    if (!c.val_x) rc = 1;
+    if (!c.val_x) rc = 3;
     rl_mt g;
     rl_mt_seed(&g, 777); /* validation inputs: apart from every training stream (pr_seeds_of(s).data = 1000 + s) */
     if (rc == 0) rl_mt_fill_normal(&g, c.val_x, (size_t)TS_VAL * TS_IN, 1.0f);
     for (int sp = 0; sp < TS_SPECS && rc == 0; sp++) {
         c.val_y[sp] = rl_alloc_floats((size_t)TS_VAL * TS_OUT);
         if (!c.val_y[sp] || ts_teacher_new(&c.t[sp], sp) != RL_OK) {
-            fprintf(stderr, "randlora sweep teacher: %s\n", rl_errmsg());
-            rc = 1;
+            fprintf(stderr, "randlora sweep teacher: %s\n", c.val_y[sp] ? rl_errmsg() : "no memory");
+            rc = 3;
         } else {
             ts_target(&c.t[sp], c.val_x, TS_VAL, c.val_y[sp]);
         }
     }
     static const char *hdr = "spectrum,method,bases,r,seed,params,lr,rel_error,eckart_young,val_mse,steps,best_step,"
                              "stopped_early,diverged,repeat_of_selection";
-    if (rc == 0 && rl_sweep_open(&c.runs, o.dir, "runs", hdr) != RL_OK) {
+    rl_status ost = RL_OK;
+    if (rc == 0 && (ost = rl_sweep_open(&c.runs, o.dir, "runs", hdr)) != RL_OK) {
         fprintf(stderr, "randlora sweep teacher: %s\n", rl_errmsg());
-        rc = 2;
+        rc = cmd_exit_code(ost);
     }
     pr_result res = {0};
     if (rc == 0) {
@@ -417,23 +418,26 @@ int sweep_teacher(int argc, char **argv)
                                   "\"validation\": %d, \"spectra\": {\"flat\": \"s=1\", \"power\": \"s_k=1/(k+1)\", "
                                   "\"spiked\": \"s=4 for k<8 else 1\"}, \"size\": \"%s\", \"selection_seeds\": %d, \"seeds\": %d}",
                  TS_OUT, TS_IN, TS_BATCH, c.steps, c.eval_every, c.patience, TS_VAL, c.size_name, plan.sel_seeds, plan.seeds);
-        if (sweep_is_root() && rl_manifest_write(o.dir, "teacher", argc, argv, cfg, 2025) != RL_OK) rc = 2;
+        if (sweep_is_root() && (ost = rl_manifest_write(o.dir, "teacher", argc, argv, cfg, 2025)) != RL_OK) {
+            fprintf(stderr, "randlora sweep teacher: %s\n", rl_errmsg());
+            rc = cmd_exit_code(ost);
+        }
         pr_experiment e = {.n_configs = c.n, .cols_header = "spectrum,method,bases,r,params", .config_id = ts_config_id,
                            .select = ts_select, .final = ts_final, .done_table = c.runs, .ctx = &c};
-        if (rc == 0 && pr_run(&e, &plan, &o, &res) != RL_OK) {
+        if (rc == 0 && (ost = pr_run(&e, &plan, &o, &res)) != RL_OK) {
             fprintf(stderr, "randlora sweep teacher: %s\n", rl_errmsg());
-            rc = 1;
+            rc = ost == RL_ENOMEM || ost == RL_EWRITE ? 3 : 1;
         }
     }
     if (rc == 0 && sweep_is_root()) {
         long n = 0;
-        if (rl_sweep_finish(c.runs, &n) != RL_OK) rc = 1;
+        if ((ost = rl_sweep_finish(c.runs, &n)) != RL_OK) rc = sweep_rc(rc, ost);
         else ts_summarise(&c);
         if (!o.quiet) fprintf(stderr, "teacher: %s; %ld final runs in %s/runs.csv\n",
                               res.complete ? "complete" : "INCOMPLETE (see above)", n, o.dir);
         if (rc == 0 && res.complete && strcmp(o.dir, "results/teacher") == 0) {
             static const char *const scripts[] = {"plots/teacher.gp"};
-            if (sweep_render(scripts, 1, o.quiet)) rc = 1;
+            if (sweep_render(scripts, 1, o.quiet)) rc = sweep_rc(rc, RL_EWRITE);
         }
     }
     pr_result_free(&res);

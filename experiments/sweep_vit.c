@@ -49,6 +49,7 @@
 #include "core/rl_tensor.h"
 #include "datasets/rl_data.h"
 #include "protocol.h"
+#include "flags.h"
 #include "sweep.h"
 #include "train/rl_train.h"
 
@@ -245,11 +246,9 @@ static int vt_flag(void *ctx, int argc, char **argv, int *i)
 {
     vt_flags *f = ctx;
     if (!strcmp(argv[*i], "--backbones")) {
-        if (*i + 1 >= argc || !argv[*i + 1][0]) {
-            fprintf(stderr, "randlora sweep vit: --backbones needs a directory\n");
-            return -1;
-        }
-        f->backbones = argv[++*i];
+        const char *v = flag_value("randlora sweep vit", argc, argv, i);
+        if (!v) return -1;
+        f->backbones = v;
         return 1;
     }
     return pr_parse_flag(&f->pr, argc, argv, i);
@@ -293,15 +292,16 @@ int sweep_vit(int argc, char **argv)
     bb_info bi;
     int rc = 0;
     if (sweep_is_root()) { /* one process pretrains; the others wait at the barrier */
-        if (bb_get(fl.backbones, &bb, o.quiet, &bi) != RL_OK) {
+        rl_status st = bb_get(fl.backbones, &bb, o.quiet, &bi);
+        if (st != RL_OK) {
             fprintf(stderr, "randlora sweep vit: backbone: %s\n", rl_errmsg());
-            rc = 1;
+            rc = st == RL_ENOTFOUND || st == RL_ENOMEM || st == RL_EWRITE ? sweep_rc(rc, st) : 1;
         }
     }
     sweep_barrier();
     if (rc == 0 && !sweep_is_root() && bb_get(fl.backbones, &bb, true, &bi) != RL_OK) {
         fprintf(stderr, "randlora sweep vit: backbone: %s\n", rl_errmsg());
-        rc = 1;
+        rc = 2;
     }
     if (rc) return rc;
     static ad_exp e;
@@ -336,7 +336,7 @@ int sweep_vit(int argc, char **argv)
         if (st == RL_OK) st = rl_model_new(&e.m[t], &e.model[t], 1);
         if (st != RL_OK) {
             fprintf(stderr, "randlora sweep vit: task %s: %s\n", vt_names[task], rl_errmsg());
-            rc = st == RL_ENOTFOUND ? 2 : 1;
+            rc = sweep_rc(rc, st);
         }
     }
     if (rc == 0) {
@@ -372,13 +372,15 @@ int sweep_vit(int argc, char **argv)
         int len = snprintf(row, sizeof row, "name,source,n_train,n_val,steps,source_val_acc,source_test_acc,n_test\n"
                                             "%s,fashion-mnist 0-4,%d,%d,%ld,%.4f,%.4f,%d\n",
                            bb.name, bb.n_train, bb.n_val, bi.steps, bi.val_acc, bi.test_acc, bb.n_test);
-        if (rl_write_file_atomic(path, row, (size_t)len) != RL_OK || write_memory(&e, o.dir) != RL_OK) {
+        rl_status ws = rl_write_file_atomic(path, row, (size_t)len);
+        if (ws == RL_OK) ws = write_memory(&e, o.dir);
+        if (ws != RL_OK) {
             fprintf(stderr, "randlora sweep vit: %s\n", rl_errmsg());
-            rc = 1;
+            rc = sweep_rc(rc, ws);
         }
         if (rc == 0 && strcmp(o.dir, "results/vit") == 0) {
             static const char *const scripts[] = {"plots/vit_accuracy.gp", "plots/vit_movement.gp"};
-            if (sweep_render(scripts, 2, o.quiet)) rc = 1;
+            if (sweep_render(scripts, 2, o.quiet)) rc = sweep_rc(rc, RL_EWRITE);
         }
     }
     ad_free(&e);

@@ -439,3 +439,49 @@ RL_TEST(adapters, safe_merge_refuses_non_finite)
         fixture_free(&f);
     }
 }
+
+/* The memory budget's estimates (rl_budget.h) bound what is really
+ * allocated: rl_shared_bases_bytes >= the peak of rl_shared_bases_new (the
+ * dense generator's chunk included), rl_adapter_bytes_bound >= what
+ * rl_adapter_new holds, with the bases given and not (NULL: not drawn yet),
+ * for every method, bases kind and a spread of shapes, ranks and rows. */
+RL_TEST(adapters, budget_estimates_bound_the_real_allocations)
+{
+    static const int shapes[][2] = {{48, 32}, {16, 64}, {33, 7}, {1, 40}, {96, 96}};
+    static const int ranks[] = {1, 3, 8, 40};
+    static const int rows[] = {0, 1, 5, 300};
+    for (int m = RL_METHOD_FULL; m <= RL_METHOD_RANDLORA; m++)
+        for (int kind = 0; kind < (m == RL_METHOD_RANDLORA ? 3 : 1); kind++)
+            for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+                for (size_t ri = 0; ri < sizeof ranks / sizeof ranks[0]; ri++) {
+                    const int o = shapes[si][0], i = shapes[si][1], r = ranks[ri];
+                    rl_shared_bases *b = NULL;
+                    if (m == RL_METHOD_VERA || m == RL_METHOD_RANDLORA) {
+                        size_t before = rl_mem_current();
+                        rl_mem_reset_peak();
+                        rl_status st = rl_shared_bases_new(&b, (rl_method)m, r, o, i, (rl_bases_kind)kind,
+                                                           RL_BASES_FMT_DEFAULT, RL_BASES_FMA_DEFAULT, 3);
+                        if (st != RL_OK) continue; /* e.g. an all-zero sparse basis: refused, nothing to bound */
+                        size_t peak = rl_mem_peak() - before;
+                        size_t est = rl_shared_bases_bytes((rl_method)m, r, o, i, (rl_bases_kind)kind);
+                        cr_assert(est >= peak, "bases %s/%d %dx%d r=%d: estimate %zu < peak %zu",
+                                  rl_method_name((rl_method)m), kind, o, i, r, est, peak);
+                    }
+                    for (size_t ni = 0; ni < sizeof rows / sizeof rows[0]; ni++) {
+                        if (rows[ni] == 0 && m != RL_METHOD_RANDLORA) continue;
+                        rl_adapter_config cfg = rl_adapter_config_default((rl_method)m);
+                        cfg.r = r;
+                        size_t before = rl_mem_current();
+                        rl_adapter *a = NULL;
+                        cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, rows[ni]), RL_OK, "%s", rl_errmsg());
+                        size_t held = rl_mem_current() - before;
+                        size_t with = rl_adapter_bytes_bound(&cfg, o, i, b, rows[ni]);
+                        size_t without = rl_adapter_bytes_bound(&cfg, o, i, NULL, rows[ni]);
+                        cr_assert(with >= held && without >= held,
+                                  "adapter %s/%d %dx%d r=%d rows=%d: bounds %zu / %zu < %zu held",
+                                  rl_method_name((rl_method)m), kind, o, i, r, rows[ni], with, without, held);
+                        rl_adapter_free(a);
+                    }
+                    rl_shared_bases_free(b);
+                }
+}

@@ -932,10 +932,10 @@ CORE_TEST(err_fail_and_message)
 
 CORE_TEST(err_strerror)
 {
-    const rl_status codes[10] = {RL_OK,      RL_EINVAL, RL_ENOMEM,     RL_EIO,
+    const rl_status codes[12] = {RL_OK,      RL_EINVAL, RL_ENOMEM,     RL_EIO,
                                  RL_EFORMAT, RL_ENOTFOUND, RL_ESHAPE, RL_ENONFINITE,
-                                 RL_ELAPACK, RL_ERANGE};
-    for (int i = 0; i < 10; i++) {
+                                 RL_ELAPACK, RL_ERANGE, RL_EBUDGET, RL_EWRITE};
+    for (int i = 0; i < 12; i++) {
         const char *m = rl_strerror(codes[i]);
         cr_assert_not_null(m);
         cr_assert_str_neq(m, "unknown error", "code %d has no text", codes[i]);

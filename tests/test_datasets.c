@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -958,4 +960,97 @@ RL_TEST(datasets, split_partition_deterministic)
     rl_dataset_free(&tr);
     rl_dataset_free(&te);
     rl_dataset_free(&d);
+}
+
+/* ---- header counts never reserve memory (issue 15, defect 9) ----
+ * The loaders used to size buffers from counts before reading: 2 GiB for a
+ * labels header of 2^31 - 1, 7.8 GB from a 31 kB gzip of empty lines, so
+ * under a memory limit the error named memory instead of the file. Each
+ * load runs in a child under RLIMIT_AS = 1 GB (no limit in sanitizer
+ * builds, which cannot start under one) and must fail with the real cause. */
+
+typedef rl_status (*load_fn)(rl_dataset *d, const char *arg);
+
+static rl_status load_fmnist_dir(rl_dataset *d, const char *dir) { return rl_fmnist_load(d, RL_SPLIT_TEST, dir, NULL); }
+
+static rl_status load_digits_file(rl_dataset *d, const char *path)
+{
+    rl_digits_opts o = {.expect_rows = -1};
+    return rl_digits_load(d, path, &o);
+}
+
+/* Run fn(arg) in a child limited to 1 GB of address space; its status and
+ * message come back through a pipe. */
+static rl_status load_limited(load_fn fn, const char *arg, char *msg, size_t n)
+{
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        if (!RL_TEST_ASAN) {
+            struct rlimit rl = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+            setrlimit(RLIMIT_AS, &rl);
+        }
+        rl_dataset d = {0};
+        rl_status st = fn(&d, arg);
+        int code = (int)st;
+        bool empty = d.x == NULL && d.n == 0;
+        rl_dataset_free(&d);
+        if (write(fd[1], &code, sizeof code) != sizeof code || write(fd[1], &empty, sizeof empty) != sizeof empty ||
+            write(fd[1], rl_errmsg(), strlen(rl_errmsg()) + 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    int code = 1;
+    bool empty = false;
+    cr_assert_eq(read(fd[0], &code, sizeof code), (ssize_t)sizeof code, "the child died");
+    cr_assert_eq(read(fd[0], &empty, sizeof empty), (ssize_t)sizeof empty);
+    ssize_t got = read(fd[0], msg, n - 1);
+    msg[got > 0 ? got : 0] = '\0';
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(empty, "a failed load must leave the dataset empty");
+    return (rl_status)code;
+}
+
+RL_TEST(datasets, idx_header_count_reserves_nothing)
+{
+    /* 2^31 - 1 images and labels announced, 6 present */
+    write_images(IMG, 0x803, 6, 28, 28, 6);
+    unsigned char b[8 + 6];
+    put_be32(b, 0x801);
+    put_be32(b + 4, 0x7fffffffu);
+    memcpy(b + 8, LABELS6, 6);
+    char p[256], msg[1024];
+    write_gz(path_in(p, sizeof p, LAB), b, sizeof b);
+    unsigned char h[16 + 6 * 784];
+    put_be32(h, 0x803);
+    put_be32(h + 4, 0x7fffffffu);
+    put_be32(h + 8, 28);
+    put_be32(h + 12, 28);
+    memset(h + 16, 7, 6 * 784);
+    write_gz(path_in(p, sizeof p, IMG), h, sizeof h);
+    rl_status st = load_limited(load_fmnist_dir, g_dir, msg, sizeof msg);
+    cr_assert_eq(st, RL_EFORMAT, "status %d: %s", st, msg);
+    cr_assert(strstr(msg, "truncated") && strstr(msg, "after 6 of the 2147483647 bytes"), "%s", msg);
+}
+
+RL_TEST(datasets, digits_empty_lines_reserve_nothing)
+{
+    size_t n = (size_t)30 << 20; /* 30 million newlines: about 31 kB of gzip */
+    char *nl = malloc(n), p[256], msg[1024];
+    cr_assert_not_null(nl);
+    memset(nl, '\n', n);
+    write_gz(path_in(p, sizeof p, "newlines.csv.gz"), nl, n);
+    free(nl);
+    struct stat sb;
+    cr_assert_eq(stat(p, &sb), 0);
+    cr_assert(sb.st_size < 64 * 1024, "the crafted gzip is %lld bytes", (long long)sb.st_size);
+    rl_status st = load_limited(load_digits_file, p, msg, sizeof msg);
+    cr_assert_eq(st, RL_EFORMAT, "status %d: %s", st, msg);
+    cr_assert(strstr(msg, ":1: empty line"), "%s", msg);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/rl_budget.h"
 #include "core/rl_tensor.h"
 #include "rl_test.h"
 #include "io/rl_safetensors.h"
@@ -243,4 +244,128 @@ RL_TEST(parity, ulp_distance)
     cr_assert_eq(parity_ulp_diff(-0.0f, 0.0f), 0u);
     cr_assert_eq(parity_ulp_diff(nextafterf(0.0f, -1.0f), nextafterf(0.0f, 1.0f)), 2u);
     cr_assert(isinf(parity_rel_err((float[]){NAN}, (float[]){1.0f}, 1)));
+}
+
+/* ---- hostile files and outputs (issue 15) ----
+ * The memory cases run the CLI under RLIMIT_AS = 1 GB (rl_test_cli) and
+ * expect exit 2 naming the field long before the timeout: the old code
+ * allocated 2-15 GB there, or ran for up to a minute. */
+#define HOSTILE_AS ((size_t)1 << 30)
+#define HOSTILE_TIMEOUT_S (RL_TEST_ASAN ? 60.0 : 20.0)
+
+/* Defect 1: `parity --out FILE FILE` replaced its own input. By path, by
+ * hard link and by symbolic link: exit 2 and the input untouched. */
+RL_TEST(parity, out_never_overwrites_an_input)
+{
+    const char *src = "tests/fixtures/peft/lora_basic.safetensors";
+    char in[256], hard[256], sym[256], csv[256];
+    tmp_path(in, sizeof in, "in");
+    tmp_path(hard, sizeof hard, "hard");
+    tmp_path(sym, sizeof sym, "sym");
+    snprintf(csv, sizeof csv, "/tmp/rl_parity_%ld_out.csv", (long)getpid());
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, in);
+    cr_assert_eq(system(cmd), 0);
+    unlink(hard);
+    unlink(sym);
+    cr_assert_eq(link(in, hard), 0);
+    cr_assert_eq(symlink(in, sym), 0);
+    const char *outs[3] = {in, hard, sym};
+    for (int k = 0; k < 3; k++) {
+        rl_test_run r;
+        rl_test_cli(&r, (const char *const[]){"parity", "--out", outs[k], in, NULL}, 0, 0, HOSTILE_TIMEOUT_S);
+        RL_TEST_EXPECT_EXIT(&r, 2, "refusing to overwrite");
+        cr_assert(rl_test_same_file(in, src), "--out %s changed the input", outs[k]);
+    }
+    rl_test_run r;
+    rl_test_cli(&r, (const char *const[]){"parity", "--out", csv, in, NULL}, 0, 0, HOSTILE_TIMEOUT_S);
+    RL_TEST_EXPECT_EXIT(&r, 0, "1 passed, 0 failed");
+    cr_assert_eq(access(csv, R_OK), 0, "the CSV was not written");
+    unlink(csv);
+    unlink(sym);
+    unlink(hard);
+    unlink(in);
+}
+
+/* Defects 2 and 3: counts in the metadata. A large `tokens` or `r` no
+ * longer sizes memory (checked against the tensors the file holds), and a
+ * value past 32 bits is out of range, never truncated (4294967304 = 2^32 + 8
+ * was read as 8, 4294967302 as 6). Under 1 GB of address space: exit 2,
+ * naming the field. */
+RL_TEST(parity, metadata_counts_are_strict_and_checked_against_the_file)
+{
+    static const struct { const char *file, *key, *value, *must; } cases[] = {
+        {"lora_basic", "tokens", "1000000000", "metadata 'tokens' = 1000000000"},
+        {"randlora_dense_square", "tokens", "1000000000", "metadata 'tokens' = 1000000000"},
+        {"randlora_dense_square", "r", "100000000", "metadata 'r' = 100000000"},
+        {"vera_two_layers", "r", "2000000000", "metadata 'r' = 2000000000"},
+        {"randlora_dense_square", "r", "4294967304", "metadata 'r' '4294967304' is outside 1..2147483647"},
+        {"lora_basic", "tokens", "4294967302", "metadata 'tokens' '4294967302' is outside 1..2147483647"},
+        {"lora_basic", "r", "3abc", "metadata 'r' '3abc' is not an integer"},
+        {"lora_basic", "layers", "-1", "metadata 'layers' '-1' is outside 1..64"},
+        {"randlora_sparse", "projection_prng_key", "18446744073709551616", "'projection_prng_key'"},
+        {"lora_basic", "alpha", "nan", "metadata 'alpha' 'nan' is not a number"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char src[256], p[256];
+        snprintf(src, sizeof src, "tests/fixtures/peft/%s.safetensors", cases[k].file);
+        tmp_path(p, sizeof p, "count");
+        write_variant(src, p, NULL, 1.0f, cases[k].key, cases[k].value);
+        parity_result res;
+        cr_assert_eq(parity_check_file(p, PARITY_DEFAULT_TOL, &res), RL_EFORMAT, "%s %s=%s: %s", cases[k].file,
+                     cases[k].key, cases[k].value, rl_errmsg());
+        cr_assert(strstr(rl_errmsg(), cases[k].must), "%s", rl_errmsg());
+        for (int cmd = 0; cmd < 2; cmd++) {
+            rl_test_run r;
+            const char *const parity_args[] = {"parity", p, NULL}, *const rank_args[] = {"rank", "--fixture", p, NULL};
+            rl_test_cli(&r, cmd ? rank_args : parity_args, HOSTILE_AS, 0, HOSTILE_TIMEOUT_S);
+            RL_TEST_EXPECT_EXIT(&r, 2, cases[k].must);
+        }
+        unlink(p);
+    }
+}
+
+/* A RandLora file whose two layers are 1 x N and N x 1: PEFT sizes the
+ * shared bases by the largest d_out and d_in, so they are N x N (1.6 GB for
+ * N = 20,000, r = 8) though the file is 160 kB. Only what
+ * parity_setup_read looks at is written. */
+static void write_wide_randlora(const char *path, int N)
+{
+    rl_st_writer *w = NULL;
+    cr_assert_eq(rl_st_writer_new(&w), RL_OK);
+    static const char *const meta[][2] = {{"format", "peft-parity-v1"}, {"method", "randlora"}, {"r", "8"},
+                                          {"layers", "2"}, {"tokens", "1"}, {"alpha", "16"}, {"sparse", "false"},
+                                          {"very_sparse", "false"}, {"projection_prng_key", "0"}};
+    for (size_t k = 0; k < sizeof meta / sizeof meta[0]; k++)
+        cr_assert_eq(rl_st_writer_meta(w, meta[k][0], meta[k][1]), RL_OK);
+    float *z = calloc((size_t)N, sizeof(float));
+    cr_assert_eq(rl_st_writer_add(w, "layers.0.weight", RL_DT_F32, 2, (int[]){1, N}, z), RL_OK);
+    cr_assert_eq(rl_st_writer_add(w, "layers.0.x", RL_DT_F32, 2, (int[]){1, N}, z), RL_OK);
+    cr_assert_eq(rl_st_writer_add(w, "layers.0.randlora_lambda", RL_DT_F32, 2, (int[]){8, 1}, z), RL_OK);
+    cr_assert_eq(rl_st_writer_add(w, "layers.1.weight", RL_DT_F32, 2, (int[]){N, 1}, z), RL_OK);
+    cr_assert_eq(rl_st_writer_add(w, "layers.1.x", RL_DT_F32, 2, (int[]){1, 1}, z), RL_OK);
+    cr_assert_eq(rl_st_writer_add(w, "layers.1.randlora_lambda", RL_DT_F32, 2, (int[]){8, 1}, z), RL_OK);
+    cr_assert_eq(rl_st_writer_save(w, path), RL_OK, "%s", rl_errmsg());
+    rl_st_writer_free(w);
+    free(z);
+}
+
+RL_TEST(parity, shared_bases_are_budgeted_before_they_are_drawn)
+{
+    char p[256];
+    tmp_path(p, sizeof p, "wide");
+    write_wide_randlora(p, 20000);
+    for (int cmd = 0; cmd < 2; cmd++) {
+        rl_test_run r;
+        const char *const parity_args[] = {"parity", p, NULL}, *const rank_args[] = {"rank", "--fixture", p, NULL};
+        rl_test_cli(&r, cmd ? rank_args : parity_args, HOSTILE_AS, 0, HOSTILE_TIMEOUT_S);
+        RL_TEST_EXPECT_EXIT(&r, 2, "over the memory budget");
+        cr_assert(strstr(r.out, "shared randlora bases") && strstr(r.out, "largest layer (20000, 20000)"), "%s", r.out);
+    }
+    /* in-process with an explicit budget: the same refusal, nothing allocated */
+    rl_budget_set((size_t)256 << 20);
+    parity_result res;
+    cr_assert_eq(parity_check_file(p, PARITY_DEFAULT_TOL, &res), RL_EBUDGET, "%s", rl_errmsg());
+    rl_budget_set(0);
+    unlink(p);
 }

@@ -337,7 +337,7 @@ RL_TEST(safetensors, writer_rejects_bad_arguments)
 }
 
 /* Missing parent directories are created; a parent that is a regular file
- * cannot be, and the save fails with RL_EIO naming the path. */
+ * cannot be, and the save fails with RL_EWRITE naming the path. */
 RL_TEST(safetensors, save_creates_dirs_but_not_through_a_file)
 {
     rl_st_writer *wr;
@@ -356,7 +356,7 @@ RL_TEST(safetensors, save_creates_dirs_but_not_through_a_file)
     cr_assert_not_null(fp);
     fclose(fp);
     path_in(p, sizeof p, "plainfile/x.safetensors");
-    cr_assert_eq(rl_st_writer_save(wr, p), RL_EIO);
+    cr_assert_eq(rl_st_writer_save(wr, p), RL_EWRITE);
     cr_assert(strstr(rl_errmsg(), "plainfile") != NULL, "%s", rl_errmsg());
     unlink(f);
     rl_st_writer_free(wr);
@@ -372,7 +372,7 @@ RL_TEST(safetensors, failed_rename_leaves_no_temp)
     cr_assert_eq(mkdir(p, 0700), 0);
     rl_st_writer *wr;
     cr_assert_eq(rl_st_writer_new(&wr), RL_OK);
-    cr_assert_eq(rl_st_writer_save(wr, p), RL_EIO);
+    cr_assert_eq(rl_st_writer_save(wr, p), RL_EWRITE);
     cr_assert(strstr(rl_errmsg(), p), "%s", rl_errmsg());
     rl_st_writer_free(wr);
     cr_assert_eq(dir_entries(), 1, "a temp file was left in %s", g_dir);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/rl_budget.h"
 #include "../core/rl_tensor.h"
 
 rl_adapter_config rl_adapter_config_default(rl_method m)
@@ -31,6 +32,45 @@ size_t rl_param_count_formula(rl_method m, int r, int d_out, int d_in)
     }
     }
     return 0;
+}
+
+size_t rl_adapter_bytes_bound(const rl_adapter_config *cfg, int d_out, int d_in, const rl_shared_bases *bases,
+                              int max_tokens)
+{
+    if (d_out <= 0 || d_in <= 0 || max_tokens < 0 || (cfg->method != RL_METHOD_FULL && cfg->r <= 0)) return 0;
+    const size_t o = (size_t)d_out, i = (size_t)d_in, n = (size_t)max_tokens, r = cfg->r > 0 ? (size_t)cfg->r : 0;
+    size_t params = rl_size_mul(2, rl_param_count_formula(cfg->method, cfg->r, d_out, d_in)), work = 0;
+    switch (cfg->method) {
+    case RL_METHOD_FULL: break;
+    case RL_METHOD_LORA: work = rl_size_mul(2, rl_size_mul(n, r)); break;
+    case RL_METHOD_VERA:
+        work = rl_size_add(rl_size_mul(3, rl_size_mul(n, r)), rl_size_mul(2, rl_size_mul(o, r)));
+        break;
+    case RL_METHOD_RANDLORA: {
+        /* dense kernels: n == 0: min(K, 256) rows of UA; else 2·K·mn + 2·n·K.
+         * ternary kernels (very_sparse bases): 2·nnz, where nnz <= nb times
+         * the nonzeros of A (<= K·mn when the bases are not known), plus, for
+         * n > 0, a tile of at most max(n, 256) rows of 2·d_in + 2·K +
+         * max(d_in, d_out), plus the offsets (r + K + 1 ints) */
+        size_t mn = o < i ? o : i, mx = o < i ? i : o;
+        size_t nb = (size_t)rl_randlora_n_bases((int)mn, cfg->r), K = rl_size_mul(nb, r);
+        size_t dense = n == 0 ? rl_size_mul(K < 256 ? K : 256, mn)
+                              : rl_size_add(rl_size_mul(2, rl_size_mul(K, mn)), rl_size_mul(2, rl_size_mul(n, K)));
+        bool maybe_ternary = !bases || (bases->kind == RL_BASES_VERY_SPARSE && bases->a_ptr && !cfg->dense_kernels);
+        bool surely_ternary = bases && maybe_ternary;
+        size_t tern = 0;
+        if (maybe_ternary) {
+            size_t nnz = bases ? rl_size_mul(nb, (size_t)bases->a_ptr[bases->r]) : rl_size_mul(K, mn);
+            size_t rows = n == 0 ? 0 : n > 256 ? n : 256;
+            tern = rl_size_add(rl_size_mul(2, nnz),
+                               rl_size_mul(rows, rl_size_add(rl_size_mul(2, i), rl_size_add(rl_size_mul(2, K), mx))));
+            tern = rl_size_add(tern, rl_size_add(r, rl_size_add(K, 1)));
+        }
+        work = surely_ternary ? tern : dense > tern ? dense : tern;
+        break;
+    }
+    }
+    return rl_size_mul(sizeof(float), rl_size_add(params, work));
 }
 
 static void set_info(rl_adapter *a, int i, const char *name, size_t off, int d0, int d1)

@@ -99,6 +99,14 @@ typedef struct {
 rl_status rl_adapter_new(rl_adapter **out, const rl_adapter_config *cfg, int d_out, int d_in,
                          const rl_shared_bases *bases, int max_tokens);
 void rl_adapter_free(rl_adapter *a);
+/* An upper bound of the bytes rl_adapter_new allocates (tracked) for these
+ * arguments: parameters and gradients, and the workspace (the work_size
+ * functions of rl_lora.c, rl_vera.c, rl_randlora.c, rl_randlora_ternary.c;
+ * tested against the real count). `bases` may be NULL (not drawn yet): then
+ * RandLora's bound covers both its dense and its ternary kernels at their
+ * largest. Saturates at SIZE_MAX. For the memory budget (rl_budget.h). */
+size_t rl_adapter_bytes_bound(const rl_adapter_config *cfg, int d_out, int d_in, const rl_shared_bases *bases,
+                              int max_tokens);
 
 rl_status rl_adapter_forward(rl_adapter *a, const float *x, int n, float *y);
 rl_status rl_adapter_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/rl_budget.h"
 #include "../core/rl_tensor.h"
 
 static const char *const method_names[] = {"full", "lora", "vera", "randlora"};
@@ -53,7 +54,7 @@ int rl_randlora_n_bases(int min_dim, int r)
 {
     /* PEFT: q = min_dim / r as a float; int(q) if q.is_integer() else
      * int(q) + 1 -- the integer ceiling for the sizes that occur. */
-    return (min_dim + r - 1) / r;
+    return (int)(((int64_t)min_dim + r - 1) / r);
 }
 
 /* Divide every element by the tensor's unbiased std, in format fmt. */
@@ -210,6 +211,24 @@ rl_status rl_shared_bases_new(rl_shared_bases **out, rl_method method, int r,
     }
     *out = b;
     return RL_OK;
+}
+
+size_t rl_shared_bases_bytes(rl_method method, int r, int max_out, int max_in, rl_bases_kind kind)
+{
+    if ((method != RL_METHOD_RANDLORA && method != RL_METHOD_VERA) || r <= 0 || max_out <= 0 || max_in <= 0)
+        return 0;
+    const size_t f = sizeof(float), R = (size_t)r;
+    if (method == RL_METHOD_VERA)
+        return rl_size_mul(f, rl_size_add(rl_size_mul(R, (size_t)max_in), rl_size_mul((size_t)max_out, R)));
+    size_t mn = (size_t)(max_out < max_in ? max_out : max_in), mx = (size_t)(max_out < max_in ? max_in : max_out);
+    size_t ncol = rl_size_mul((size_t)rl_randlora_n_bases((int)mn, r), R);
+    size_t a = rl_size_mul(R, mn), b = rl_size_mul(mx, ncol);
+    size_t bytes = rl_size_mul(f, rl_size_add(a, b));
+    if (kind == RL_BASES_DENSE) return rl_size_add(bytes, rl_size_mul(f, rl_size_mul(mx, R))); /* one chunk */
+    /* a_ptr, a_idx, a_sgn; br_* and bc_* over B: (4 + 1) bytes per nonzero, 4 per pointer */
+    size_t index = rl_size_add(rl_size_mul(5, a), rl_size_mul(10, b));
+    index = rl_size_add(index, rl_size_mul(sizeof(int), rl_size_add(R, rl_size_add(mx, rl_size_add(ncol, 3)))));
+    return rl_size_add(bytes, index);
 }
 
 int rl_shared_bases_shapes(const rl_shared_bases *b, int shape_a[3], int shape_b[3])

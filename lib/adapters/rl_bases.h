@@ -25,6 +25,7 @@
 #ifndef RL_BASES_H
 #define RL_BASES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../core/rl_err.h"
@@ -63,7 +64,7 @@ typedef struct {
     signed char *a_sgn, *br_sgn, *bc_sgn;
 } rl_shared_bases;
 
-/* ceil(min_dim / r) exactly as PEFT computes it. */
+/* ceil(min_dim / r) exactly as PEFT computes it (no int overflow). */
 int rl_randlora_n_bases(int min_dim, int r);
 
 /* Generate the shared bases for layers whose largest (d_out, d_in) are
@@ -75,6 +76,12 @@ rl_status rl_shared_bases_new(rl_shared_bases **out, rl_method method, int r,
                               int max_out, int max_in, rl_bases_kind kind,
                               rl_fmt fmt, rl_fma fma, uint64_t key);
 void rl_shared_bases_free(rl_shared_bases *b);
+/* The bytes rl_shared_bases_new will allocate (tracked) for these
+ * arguments, an upper bound: A and B, the dense generator's chunk, and for
+ * sparse / very_sparse bases the ternary index at its largest (every entry
+ * nonzero). Saturates at SIZE_MAX; 0 for arguments _new refuses. For the
+ * memory budget (rl_budget.h), before the bases are drawn. */
+size_t rl_shared_bases_bytes(rl_method method, int r, int max_out, int max_in, rl_bases_kind kind);
 
 /* The shapes PEFT stores the two tensors with: RandLora A (r, 1, min_dim)
  * and B (max_dim, n_bases, r); VeRA A (r, I) and B (O, r). Fills shape_a and

@@ -14,6 +14,7 @@
 
 #include "../core/rl_blas.h"
 #include "../core/rl_clock.h"
+#include "../core/rl_parse.h"
 #include "../core/rl_rng.h"
 #include "../core/rl_tensor.h"
 
@@ -87,7 +88,15 @@ static size_t status_kb(const char *field)
     size_t kb = 0, len = strlen(field);
     while (fgets(line, sizeof line, fp))
         if (strncmp(line, field, len) == 0 && line[len] == ':') {
-            kb = strtoull(line + len + 1, NULL, 10);
+            /* "VmHWM:\t   1234 kB\n": the number between the blanks and " kB" */
+            char *v = line + len + 1, *end;
+            while (*v == ' ' || *v == '\t') v++;
+            end = strstr(v, " kB");
+            uint64_t x = 0;
+            if (end) {
+                *end = '\0';
+                if (rl_parse_u64(v, 0, SIZE_MAX / 1024, field, &x) == RL_OK) kb = (size_t)x;
+            }
             break;
         }
     fclose(fp);

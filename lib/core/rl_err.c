@@ -14,6 +14,8 @@ static const char *const rl_errtab[RL_NCODES] = {
     [-RL_ENONFINITE] = "non-finite value",
     [-RL_ELAPACK]  = "LAPACK failure",
     [-RL_ERANGE]   = "does not fit the shared bases",
+    [-RL_EBUDGET]  = "over the memory budget",
+    [-RL_EWRITE]   = "cannot write the output",
 };
 
 static _Thread_local char rl_msg[1024];

@@ -20,14 +20,16 @@ typedef enum {
     RL_OK       = 0,
     RL_EINVAL   = -1,   /* bad argument: rank, shape, flag            */
     RL_ENOMEM   = -2,   /* allocation failed                          */
-    RL_EIO      = -3,   /* could not open / read / write / rename     */
+    RL_EIO      = -3,   /* could not open / read an input             */
     RL_EFORMAT  = -4,   /* a file is malformed (header, JSON, sizes)  */
     RL_ENOTFOUND= -5,   /* a key or file that must exist is missing   */
     RL_ESHAPE   = -6,   /* shapes that do not agree                   */
     RL_ENONFINITE = -7, /* NaN or Inf where finite values are needed  */
     RL_ELAPACK  = -8,   /* LAPACK returned info != 0                  */
     RL_ERANGE   = -9,   /* a layer does not fit the shared bases      */
-    RL_NCODES   = 10
+    RL_EBUDGET  = -10,  /* an input needs more memory than the budget */
+    RL_EWRITE   = -11,  /* could not create / write / rename an output */
+    RL_NCODES   = 12
 } rl_status;
 
 /* Short fixed text for a code ("invalid argument", ...). */

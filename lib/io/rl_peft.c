@@ -10,8 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../core/rl_budget.h"
 #include "../core/rl_half.h"
 #include "../core/rl_tensor.h"
+#include "rl_output.h"
 #include "rl_results.h"
 
 #define PREFIX "base_model.model."
@@ -317,11 +319,29 @@ static rl_status read_basis(const rl_st_file *f, const char *name, int ndim, con
 
 static rl_status load_bases(rl_peft *p, const rl_st_file *f)
 {
-    int O = 0, I = 0;
+    int O = 0, I = 0, mo = 0, mi = 0;
     for (int m = 0; m < p->n_modules; m++) {
-        if (p->modules[m].d_out > O) O = p->modules[m].d_out;
-        if (p->modules[m].d_in > I) I = p->modules[m].d_in;
+        if (p->modules[m].d_out > O) O = p->modules[m].d_out, mo = m;
+        if (p->modules[m].d_in > I) I = p->modules[m].d_in, mi = m;
     }
+    /* PEFT sizes the shared bases from the largest d_out and the largest
+     * d_in, which may come from different modules (its _find_dim): a 1 x N
+     * and an N x 1 module need N x N bases. That rule stays (the bases must
+     * be PEFT's, bit for bit); what it takes is checked first, together with
+     * the two buffers the stored bases are read into. */
+    size_t need = rl_shared_bases_bytes(p->method, p->cfg.r, O, I, p->kind), ab = 0;
+    if (p->method == RL_METHOD_RANDLORA) {
+        size_t mn = (size_t)(O < I ? O : I), mx = (size_t)(O < I ? I : O);
+        ab = rl_size_add(rl_size_mul((size_t)p->cfg.r, mn),
+                         rl_size_mul(mx, rl_size_mul((size_t)rl_randlora_n_bases((int)mn, p->cfg.r), (size_t)p->cfg.r)));
+    } else {
+        ab = rl_size_add(rl_size_mul((size_t)p->cfg.r, (size_t)I), rl_size_mul((size_t)O, (size_t)p->cfg.r));
+    }
+    need = rl_size_add(need, rl_size_mul(ab, sizeof(float)));
+    RL_TRY(rl_budget_check(need, "%s: the shared %s bases (r = %d from adapter_config.json; sized by the largest "
+                           "d_out = %d, module '%s', and the largest d_in = %d, module '%s', as PEFT sizes them)",
+                           p->dir, rl_method_name(p->method), p->cfg.r, O, p->modules[mo].path, I,
+                           p->modules[mi].path));
     RL_TRY(rl_shared_bases_new(&p->bases, p->method, p->cfg.r, O, I, p->kind, RL_BASES_FMT_DEFAULT,
                                RL_BASES_FMA_DEFAULT, p->key));
     rl_shared_bases *b = p->bases;
@@ -376,9 +396,18 @@ done:
 static rl_status load_params(rl_peft *p, const rl_st_file *f)
 {
     char key[1024], ctx[256];
+    /* RandLora adapters are made with no per-row workspace (max_tokens 0):
+     * a directory is only ever merged, exported or turned into ΔW, and a
+     * one-row workspace would cost 2·K·min_dim floats per module */
+    const int rows = p->method == RL_METHOD_RANDLORA ? 0 : 1;
+    size_t need = 0;
+    for (int m = 0; m < p->n_modules; m++)
+        need = rl_size_add(need, rl_adapter_bytes_bound(&p->cfg, p->modules[m].d_out, p->modules[m].d_in, p->bases, rows));
+    RL_TRY(rl_budget_check(need, "%s: the %d adapters (r = %d from adapter_config.json, shapes from the base "
+                           "weights)", p->dir, p->n_modules, p->cfg.r));
     for (int m = 0; m < p->n_modules; m++) {
         rl_peft_module *md = &p->modules[m];
-        rl_status st = rl_adapter_new(&md->adapter, &p->cfg, md->d_out, md->d_in, p->bases, 1);
+        rl_status st = rl_adapter_new(&md->adapter, &p->cfg, md->d_out, md->d_in, p->bases, rows);
         if (st != RL_OK) return with_context(st, md->path);
         rl_adapter *a = md->adapter;
         for (int i = 0; i < rl_adapter_n_params_info(a); i++) {
@@ -473,14 +502,6 @@ rl_peft_save_opts rl_peft_save_opts_default(void)
     return (rl_peft_save_opts){.dtype = -1, .save_projection = -1, .per_layer_copies = true};
 }
 
-/* Same file (device + inode)? Missing files are never the same. */
-static bool same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return false;
-    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 static rl_status copy_file(const char *from, const char *to)
 {
     FILE *fp = fopen(from, "rb");
@@ -497,7 +518,7 @@ static rl_status copy_file(const char *from, const char *to)
         if (fwrite(buf, 1, n, af.fp) != n) {
             fclose(fp);
             rl_atomic_abort(&af);
-            return rl_fail(RL_EIO, "%s: write failed", to);
+            return rl_fail(RL_EWRITE, "%s: write failed", to);
         }
     bool bad = ferror(fp);
     fclose(fp);
@@ -533,15 +554,30 @@ rl_status rl_peft_save(const rl_peft *p, const char *out_dir, const rl_peft_save
     rl_peft_save_opts o = opts ? *opts : rl_peft_save_opts_default();
     if (!out_dir || !*out_dir) return rl_fail(RL_EINVAL, "peft_save: empty output directory");
     else if (o.dtype > RL_DT_BF16) return rl_fail(RL_EINVAL, "peft_save: bad dtype %d", o.dtype);
-    RL_TRY(rl_mkdir_p(out_dir));
-    if (same_file(out_dir, p->dir)) /* stat of directories: same inode = same directory */
-        return rl_fail(RL_EINVAL, "%s: refusing to export into the directory the adapter was read from",
-                       out_dir);
+    const char *inputs[] = {p->dir, p->base_path};
+    if (rl_output_dir_check(out_dir, inputs, 2) != RL_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", rl_errmsg());
+        return rl_fail(RL_EINVAL, "%s (the adapter directory and base weights it was read from are inputs)", msg);
+    }
     rl_dtype dt = o.dtype < 0 ? p->dtype : (rl_dtype)o.dtype;
     bool save_proj = o.save_projection < 0 ? p->save_projection : o.save_projection != 0;
-    char *cfg_path = join(out_dir, "adapter_config.json");
-    char *st_path = join(out_dir, "adapter_model.safetensors");
-    char *base_out = join(out_dir, "base_model.safetensors");
+    /* what the writer will hold: a copy of every tensor in dtype dt */
+    size_t need = 0;
+    for (int m = 0; m < p->n_modules; m++)
+        need = rl_size_add(need, rl_size_mul(rl_adapter_param_count(p->modules[m].adapter), rl_dtype_size(dt)));
+    if (p->bases && save_proj) {
+        size_t nb = rl_size_mul(rl_size_add(p->bases->a_len, p->bases->b_len), rl_dtype_size(dt));
+        need = rl_size_add(need, rl_size_mul(nb, o.per_layer_copies && p->method == RL_METHOD_RANDLORA
+                                                     ? (size_t)p->n_modules + 1 : 1));
+    }
+    RL_TRY(rl_budget_check(need, "%s: writing %d modules%s", out_dir, p->n_modules,
+                           p->bases && save_proj && o.per_layer_copies ? " with a copy of the bases under each" : ""));
+    rl_atomic_dir ad;
+    RL_TRY(rl_atomic_dir_open(&ad, out_dir, o.replace));
+    char *cfg_path = rl_atomic_dir_file(&ad, "adapter_config.json");
+    char *st_path = rl_atomic_dir_file(&ad, "adapter_model.safetensors");
+    char *base_out = rl_atomic_dir_file(&ad, "base_model.safetensors");
     json_t *cfg = NULL;
     char *text = NULL;
     rl_st_writer *w = NULL;
@@ -576,14 +612,16 @@ rl_status rl_peft_save(const rl_peft *p, const char *out_dir, const rl_peft_save
     if (p->method != RL_METHOD_LORA && save_proj && (st = write_bases(p, w, dt, o.per_layer_copies)) != RL_OK)
         goto done;
     if ((st = rl_st_writer_save(w, st_path)) != RL_OK) goto done;
-    if (p->base_path && !same_file(p->base_path, base_out)) st = copy_file(p->base_path, base_out);
+    if (p->base_path) st = copy_file(p->base_path, base_out);
 done:
     rl_st_writer_free(w);
     free(text);
     json_decref(cfg);
-    rl_dealloc(cfg_path);
-    rl_dealloc(st_path);
-    rl_dealloc(base_out);
+    free(cfg_path);
+    free(st_path);
+    free(base_out);
+    if (st == RL_OK) st = rl_atomic_dir_commit(&ad);
+    else rl_atomic_dir_abort(&ad);
     return st;
 }
 
@@ -599,11 +637,11 @@ rl_status rl_peft_merge(const rl_peft *p, const char *base_path, const char *out
     if (!base_path || !out_path) return rl_fail(RL_EINVAL, "merge: NULL path");
     char *cfg_path = join(p->dir, "adapter_config.json");
     char *st_path = join(p->dir, "adapter_model.safetensors");
-    bool clash = !cfg_path || !st_path || same_file(out_path, base_path) || strcmp(out_path, base_path) == 0 ||
-                 same_file(out_path, cfg_path) || same_file(out_path, st_path);
+    const char *inputs[] = {base_path, cfg_path, st_path, p->base_path};
+    rl_status st = cfg_path && st_path ? rl_output_check(out_path, inputs, 4) : rl_fail(RL_ENOMEM, "out of memory");
     rl_dealloc(cfg_path);
     rl_dealloc(st_path);
-    if (clash) return rl_fail(RL_EINVAL, "%s: refusing to overwrite an input of the merge", out_path);
+    RL_TRY(st);
 
     rl_st_file *base = NULL;
     RL_TRY(rl_st_open(&base, base_path));
@@ -611,7 +649,6 @@ rl_status rl_peft_merge(const rl_peft *p, const char *base_path, const char *out
     float *buf = NULL, *dw = NULL;
     int *which = NULL;
     size_t n = rl_st_count(base);
-    rl_status st = RL_OK;
     char key[1024];
     /* which[i]: the module merged into tensor i, or -1 */
     which = rl_alloc((n + 1) * sizeof *which);
@@ -631,60 +668,62 @@ rl_status rl_peft_merge(const rl_peft *p, const char *base_path, const char *out
         }
         if (t->ndim != 2 || t->shape[0] != md->d_out || t->shape[1] != md->d_in) {
             st = rl_fail(RL_ESHAPE, "%s: base weight '%s' has %d dims [%lld, %lld], the adapter's module "
-                         "is (%d, %d)", base_path, key, t->ndim, (long long)t->shape[0],
+                         "is (%d, %d)", base_path, key, t->ndim, (long long)(t->ndim > 0 ? t->shape[0] : 0),
                          (long long)(t->ndim > 1 ? t->shape[1] : 0), md->d_out, md->d_in);
             goto done;
         }
         for (size_t i = 0; i < n; i++)
             if (rl_st_at(base, i) == t) which[i] = m;
     }
+    /* the writer holds a copy of every tensor; an adapted one is converted
+     * to float32 and its ΔW built beside it (two float buffers at a time) */
+    size_t need = 0, widest = 0;
+    for (size_t i = 0; i < n; i++) {
+        const rl_st_tensor *t = rl_st_at(base, i);
+        need = rl_size_add(need, t->nbytes);
+        if (which[i] >= 0 && t->numel > widest) widest = t->numel;
+    }
+    need = rl_size_add(need, rl_size_mul(widest, 2 * sizeof(float)));
+    if ((st = rl_budget_check(need, "merge of %s into %s", base_path, out_path)) != RL_OK) goto done;
     if ((st = rl_st_writer_new(&w)) != RL_OK) goto done;
     if ((st = rl_st_writer_meta(w, "format", "pt")) != RL_OK) goto done;
     for (size_t i = 0; i < n; i++) {
         const rl_st_tensor *t = rl_st_at(base, i);
-        if (t->ndim > 4) {
-            st = rl_fail(RL_EFORMAT, "%s: tensor '%s' has %d dims (at most 4 supported)", base_path, t->name,
-                         t->ndim);
-            goto done;
+        if (which[i] < 0) { /* not adapted: written back byte for byte, 64-bit shape and all */
+            if ((st = rl_st_writer_add_raw(w, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes)) != RL_OK)
+                goto done;
+            continue;
         }
-        buf = rl_alloc_floats(t->numel ? t->numel : 1);
-        if (!buf) {
+        const rl_peft_module *md = &p->modules[which[i]];
+        buf = rl_alloc_floats(t->numel);
+        dw = rl_alloc_floats(t->numel);
+        if (!buf || !dw) {
             st = rl_fail(RL_ENOMEM, "%s: out of memory for '%s'", base_path, t->name);
             goto done;
         }
         rl_st_to_f32(t, buf);
-        if (which[i] >= 0) {
-            const rl_peft_module *md = &p->modules[which[i]];
-            dw = rl_alloc_floats(t->numel);
-            if (!dw) {
-                st = rl_fail(RL_ENOMEM, "out of memory");
+        if ((st = rl_adapter_delta_weight(md->adapter, dw)) != RL_OK) goto done;
+        /* PEFT's rounding for half-precision W (float32 W: both are exact
+         * float32 sums): LoRA and VeRA's get_delta_weight returns ΔW
+         * already cast to W's dtype, so W + round(ΔW) is rounded again;
+         * RandLora's returns float32 ΔW, added as is by safe_merge
+         * (orig_weights += ΔW: one rounding) but cast first by the plain
+         * merge (W += ΔW.to(dtype)). */
+        bool round_delta = !(p->method == RL_METHOD_RANDLORA && safe);
+        for (size_t j = 0; j < t->numel; j++) {
+            float d = round_delta ? round_to(t->dtype, dw[j]) : dw[j];
+            buf[j] = round_to(t->dtype, buf[j] + d);
+            if (safe && !isfinite(buf[j])) {
+                st = rl_fail(RL_ENONFINITE, "%s: NaNs detected in the merged weights of module '%s' "
+                             "(element %zu); nothing written", out_path, md->path, j);
                 goto done;
             }
-            if ((st = rl_adapter_delta_weight(md->adapter, dw)) != RL_OK) goto done;
-            /* PEFT's rounding for half-precision W (float32 W: both are exact
-             * float32 sums): LoRA and VeRA's get_delta_weight returns ΔW
-             * already cast to W's dtype, so W + round(ΔW) is rounded again;
-             * RandLora's returns float32 ΔW, added as is by safe_merge
-             * (orig_weights += ΔW: one rounding) but cast first by the plain
-             * merge (W += ΔW.to(dtype)). */
-            bool round_delta = !(p->method == RL_METHOD_RANDLORA && safe);
-            for (size_t j = 0; j < t->numel; j++) {
-                float d = round_delta ? round_to(t->dtype, dw[j]) : dw[j];
-                buf[j] = round_to(t->dtype, buf[j] + d);
-                if (safe && !isfinite(buf[j])) {
-                    st = rl_fail(RL_ENONFINITE, "%s: NaNs detected in the merged weights of module '%s' "
-                                 "(element %zu); nothing written", out_path, md->path, j);
-                    goto done;
-                }
-            }
-            rl_dealloc(dw);
-            dw = NULL;
         }
-        int shape[4];
-        for (int d = 0; d < t->ndim; d++) shape[d] = (int)t->shape[d];
-        if ((st = rl_st_writer_add(w, t->name, t->dtype, t->ndim, shape, buf)) != RL_OK) goto done;
+        int shape[2] = {md->d_out, md->d_in};
+        if ((st = rl_st_writer_add(w, t->name, t->dtype, 2, shape, buf)) != RL_OK) goto done;
         rl_dealloc(buf);
-        buf = NULL;
+        rl_dealloc(dw);
+        buf = dw = NULL;
     }
     st = rl_st_writer_save(w, out_path);
 done:

@@ -80,8 +80,11 @@ typedef struct {
  * if it exists. Required for RANDLORA and VERA (RL_ENOTFOUND otherwise).
  * Errors: RL_EIO / RL_ENOTFOUND (missing files or tensors), RL_EFORMAT
  * (malformed JSON, unknown peft_type, bad field types, unexpected keys),
- * RL_ESHAPE (config vs tensors vs base weights), RL_ERANGE. *out is NULL on
- * failure and nothing leaks. */
+ * RL_ESHAPE (config vs tensors vs base weights), RL_ERANGE, RL_EBUDGET (the
+ * shared bases -- sized, as PEFT sizes them, by the largest d_out and the
+ * largest d_in, which may come from different modules -- or the adapters
+ * would take more than the memory budget; checked before they are
+ * allocated). *out is NULL on failure and nothing leaks. */
 rl_status rl_peft_load(rl_peft **out, const char *dir, const char *base_weights);
 void rl_peft_free(rl_peft *p);
 
@@ -93,16 +96,23 @@ typedef struct {
     int save_projection;     /* 1 / 0, or -1: as in the config */
     bool per_layer_copies;   /* RandLora: also write the bases under every
                                 module, as PEFT <= 0.20 does (default true) */
+    bool replace;            /* out_dir may exist and hold files: it is
+                                replaced whole (default false: refused) */
 } rl_peft_save_opts;
 
 rl_peft_save_opts rl_peft_save_opts_default(void);
 
-/* Write a PEFT-loadable directory `out_dir` (created if needed; refuses to
- * write into p->dir): adapter_config.json (the config read, with
- * save_projection updated, indent 2, sorted keys, as PEFT writes it) and
- * adapter_model.safetensors with PEFT's keys. If p was read with base
- * weights, they are copied to out_dir/base_model.safetensors, so the result
- * inspects alone. Files are written atomically. */
+/* Write a PEFT-loadable directory `out_dir`: adapter_config.json (the
+ * config read, with save_projection updated, indent 2, sorted keys, as PEFT
+ * writes it) and adapter_model.safetensors with PEFT's keys. If p was read
+ * with base weights, they are copied to out_dir/base_model.safetensors, so
+ * the result inspects alone. The directory is written as a unit
+ * (rl_output.h: a temporary sibling renamed into place): a missing or empty
+ * out_dir gets the new one; a non-empty one is refused (RL_EINVAL) unless
+ * opts->replace, which replaces it whole -- no stale file survives; a
+ * failure leaves out_dir as it was (RL_EWRITE). Refused as well: out_dir is
+ * p->dir or contains p's base weights. The bytes the writer holds are
+ * checked against the memory budget first (RL_EBUDGET). */
 rl_status rl_peft_save(const rl_peft *p, const char *out_dir, const rl_peft_save_opts *opts);
 
 /* Write out_path: every tensor of base_path (same keys, dtypes, shapes,
@@ -111,8 +121,12 @@ rl_status rl_peft_save(const rl_peft *p, const char *out_dir, const rl_peft_save
  * add (LoRA, VeRA; RandLora without safe) or added in float32 (RandLora with
  * safe: PEFT's safe_merge adds its float32 ΔW), then the sum is rounded.
  * With safe, a non-finite merged value is RL_ENONFINITE naming the module and
- * nothing is written. Refuses (RL_EINVAL) an out_path that is base_path or a
- * file of the adapter directory. */
+ * nothing is written. Refuses (RL_EINVAL) an out_path that is one of its
+ * inputs (base_path, the adapter's files, the base weights p was read with)
+ * by path, hard link or symbolic link, or a directory (rl_output_check).
+ * Tensors that are not adapted are written back byte for byte with their
+ * 64-bit shapes. What it will hold is checked against the memory budget
+ * before the first tensor is converted (RL_EBUDGET). */
 rl_status rl_peft_merge(const rl_peft *p, const char *base_path, const char *out_path, bool safe);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 
 #include "../core/rl_blas.h"
 #include "../core/rl_clock.h"
+#include "../core/rl_parse.h"
 
 /* ---- atomic files ---- */
 
@@ -27,7 +29,7 @@ rl_status rl_mkdir_p(const char *dir)
         char c = p[i];
         p[i] = '\0';
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rl_status st = rl_fail(RL_EIO, "cannot create directory %s: %s", p, strerror(errno));
+            rl_status st = rl_fail(RL_EWRITE, "cannot create directory %s: %s", p, strerror(errno));
             free(p);
             return st;
         }
@@ -72,7 +74,7 @@ rl_status rl_atomic_open(rl_atomic_file *af, const char *path)
     snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
     af->fp = fopen(af->tmp, "wb");
     if (!af->fp) {
-        rl_status st = rl_fail(RL_EIO, "%s: cannot create %s: %s", path, af->tmp, strerror(errno));
+        rl_status st = rl_fail(RL_EWRITE, "%s: cannot create %s: %s", path, af->tmp, strerror(errno));
         atomic_release(af);
         return st;
     }
@@ -90,7 +92,7 @@ rl_status rl_atomic_commit(rl_atomic_file *af)
     if (ok && rename(af->tmp, af->path) != 0) { ok = false; e = errno; }
     rl_status st = RL_OK;
     if (!ok) {
-        st = rl_fail(RL_EIO, "%s: cannot write: %s", af->path, strerror(e ? e : EIO));
+        st = rl_fail(RL_EWRITE, "%s: cannot write: %s", af->path, strerror(e ? e : EIO));
         unlink(af->tmp);
     }
     atomic_release(af);
@@ -109,7 +111,7 @@ rl_status rl_write_file_atomic(const char *path, const void *data, size_t len)
     rl_atomic_file af;
     RL_TRY(rl_atomic_open(&af, path));
     if (len && fwrite(data, 1, len, af.fp) != len) {
-        rl_status st = rl_fail(RL_EIO, "%s: short write: %s", path, strerror(errno));
+        rl_status st = rl_fail(RL_EWRITE, "%s: short write: %s", path, strerror(errno));
         rl_atomic_abort(&af);
         return st;
     }
@@ -130,9 +132,16 @@ void rl_hash_hex(const char *s, char out[17])
 
 rl_status rl_shard_parse(const char *s, rl_shard *out)
 {
-    int i, n, used = 0;
-    if (!s || sscanf(s, "%d/%d%n", &i, &n, &used) != 2 || s[used] != '\0' || n < 1 || i < 0 || i >= n)
+    const char *slash = s ? strchr(s, '/') : NULL;
+    char head[24];
+    int i, n;
+    size_t hl = slash ? (size_t)(slash - s) : 0;
+    if (!slash || hl >= sizeof head)
         return rl_fail(RL_EINVAL, "--shard '%s': expected i/n with 0 <= i < n", s ? s : "");
+    memcpy(head, s, hl);
+    head[hl] = '\0';
+    if (rl_parse_int(slash + 1, 1, INT_MAX, NULL, &n) != RL_OK || rl_parse_int(head, 0, n - 1, NULL, &i) != RL_OK)
+        return rl_fail(RL_EINVAL, "--shard '%s': expected i/n with 0 <= i < n", s);
     out->index = i;
     out->count = n;
     return RL_OK;
@@ -344,7 +353,7 @@ rl_status rl_sweep_finish(rl_sweep *s, long *n_points)
     }
     closedir(d);
     if (st == RL_OK) {
-        qsort(pts, np, sizeof *pts, point_cmp);
+        if (np > 1) qsort(pts, np, sizeof *pts, point_cmp); /* qsort(NULL, 0, ...) is undefined */
         rl_atomic_file af;
         st = rl_atomic_open(&af, s->table_path);
         if (st == RL_OK) {

@@ -34,10 +34,12 @@ typedef struct {
     char *path, *tmp;
 } rl_atomic_file;
 
-/* Create the parent directories of path as needed, then open the temp file. */
+/* Create the parent directories of path as needed, then open the temp file.
+ * Failures to create or write an output are RL_EWRITE (exit 3), never
+ * RL_EIO, which is kept for inputs that cannot be read (exit 2). */
 rl_status rl_atomic_open(rl_atomic_file *af, const char *path);
 /* Flush, fsync, close and rename; on any failure the temp file is removed
- * and RL_EIO names the path. Always releases af. */
+ * and RL_EWRITE names the path. Always releases af. */
 rl_status rl_atomic_commit(rl_atomic_file *af);
 /* Close and remove the temp file; the target is untouched. */
 void rl_atomic_abort(rl_atomic_file *af);

@@ -30,7 +30,9 @@
 
 #include <jansson.h>
 
+#include "../core/rl_budget.h"
 #include "../core/rl_half.h"
+#include "../core/rl_parse.h"
 #include "rl_results.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -130,6 +132,7 @@ static rl_status parse_entry(rl_st_tensor *t, size_t *begin, const char *label,
                        label, name, json_array_size(js), RL_ST_MAX_DIMS);
     t->ndim = (int)json_array_size(js);
     size_t numel = 1;
+    bool empty = false; /* a zero dimension: no element, whatever the others are */
     for (int i = 0; i < t->ndim; i++) {
         json_t *d = json_array_get(js, (size_t)i);
         if (!json_is_integer(d))
@@ -139,12 +142,17 @@ static rl_status parse_entry(rl_st_tensor *t, size_t *begin, const char *label,
         if (n < 0)
             return rl_fail(RL_EFORMAT, "%s: tensor \"%s\": shape[%d] = %lld is negative",
                            label, name, i, (long long)n);
-        if (n != 0 && numel > SIZE_MAX / (uint64_t)n)
+        t->shape[i] = (int64_t)n;
+        empty |= n == 0;
+    }
+    for (int i = 0; i < t->ndim && !empty; i++) {
+        uint64_t n = (uint64_t)t->shape[i];
+        if (numel > SIZE_MAX / n)
             return rl_fail(RL_EFORMAT, "%s: tensor \"%s\": element count overflows",
                            label, name);
         numel *= (size_t)n;
-        t->shape[i] = (int64_t)n;
     }
+    if (empty) numel = 0;
     size_t esize = rl_dtype_size(t->dtype);
     if (numel > SIZE_MAX / esize)
         return rl_fail(RL_EFORMAT, "%s: tensor \"%s\": byte count overflows", label, name);
@@ -333,6 +341,11 @@ rl_status rl_st_open(rl_st_file **out, const char *path)
         return rl_fail(RL_EIO, "%s: not a regular file", path);
     }
     size_t len = (size_t)st.st_size;
+    rl_status bs = rl_budget_check(len, "%s: reading the file", path);
+    if (bs != RL_OK) {
+        fclose(fp);
+        return bs;
+    }
     unsigned char *buf = malloc(len ? len : 1);
     if (!buf) {
         fclose(fp);
@@ -354,6 +367,7 @@ rl_status rl_st_open_buffer(rl_st_file **out, const void *buf, size_t len, const
     if (!out || (!buf && len > 0)) return rl_fail(RL_EINVAL, "rl_st_open_buffer: NULL argument");
     *out = NULL;
     if (!label) label = "<buffer>";
+    RL_TRY(rl_budget_check(len, "%s: copying the buffer", label));
     unsigned char *copy = malloc(len ? len : 1);
     if (!copy) return rl_fail(RL_ENOMEM, "%s: no memory for %zu bytes", label, len);
     if (len) memcpy(copy, buf, len);
@@ -398,6 +412,66 @@ const char *rl_st_meta(const rl_st_file *f, const char *key)
     for (size_t i = 0; i < f->n_meta; i++)
         if (strcmp(f->meta[i].key, key) == 0) return f->meta[i].value;
     return NULL;
+}
+
+/* ---- metadata as numbers ---- */
+
+/* The value of key, or RL_EFORMAT if absent; *what gets "<file>: metadata 'key'". */
+static rl_status meta_text(const rl_st_file *f, const char *key, const char **v, char *what, size_t n)
+{
+    snprintf(what, n, "%s: metadata '%s'", f->path, key);
+    *v = rl_st_meta(f, key);
+    if (!*v) return rl_fail(RL_EFORMAT, "%s: metadata key '%s' is missing", f->path, key);
+    return RL_OK;
+}
+
+/* rl_parse_* fail with RL_EINVAL: a malformed file is RL_EFORMAT (message kept). */
+static rl_status as_format(rl_status st) { return st == RL_OK ? RL_OK : RL_EFORMAT; }
+
+rl_status rl_st_meta_i64(const rl_st_file *f, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *v;
+    char what[600];
+    RL_TRY(meta_text(f, key, &v, what, sizeof what));
+    return as_format(rl_parse_i64(v, lo, hi, what, out));
+}
+
+rl_status rl_st_meta_int(const rl_st_file *f, const char *key, int lo, int hi, int *out)
+{
+    const char *v;
+    char what[600];
+    RL_TRY(meta_text(f, key, &v, what, sizeof what));
+    return as_format(rl_parse_int(v, lo, hi, what, out));
+}
+
+rl_status rl_st_meta_double(const rl_st_file *f, const char *key, double lo, double hi, double *out)
+{
+    const char *v;
+    char what[600];
+    RL_TRY(meta_text(f, key, &v, what, sizeof what));
+    return as_format(rl_parse_double(v, lo, hi, what, out));
+}
+
+rl_status rl_st_meta_bool(const rl_st_file *f, const char *key, bool *out)
+{
+    const char *v;
+    char what[600];
+    RL_TRY(meta_text(f, key, &v, what, sizeof what));
+    return as_format(rl_parse_bool(v, what, out));
+}
+
+rl_status rl_st_meta_seed(const rl_st_file *f, const char *key, uint64_t *out)
+{
+    const char *v;
+    char what[600];
+    RL_TRY(meta_text(f, key, &v, what, sizeof what));
+    if (v[0] == '-') {
+        int64_t x;
+        RL_TRY(as_format(rl_parse_i64(v, INT64_MIN, -1, what, &x)));
+        *out = (uint64_t)x;
+        return RL_OK;
+    }
+    return as_format(rl_parse_u64(v, 0, UINT64_MAX, what, out));
 }
 
 /* The data may sit at any byte offset, so elements are read with memcpy. */
@@ -526,12 +600,11 @@ rl_status rl_st_writer_meta(rl_st_writer *w, const char *key, const char *value)
     return RL_OK;
 }
 
-rl_status rl_st_writer_add(rl_st_writer *w, const char *name, rl_dtype dtype,
-                           int ndim, const int *shape, const float *data)
+/* What both ways of adding a tensor check first: a new, valid name, a
+ * known dtype, ndim in range. */
+static rl_status check_new(const rl_st_writer *w, const char *name, rl_dtype dtype, int ndim)
 {
-    if (!w || !name || (!shape && ndim > 0))
-        return rl_fail(RL_EINVAL, "rl_st_writer_add: NULL argument");
-    else if (name[0] == '\0' || strcmp(name, "__metadata__") == 0 || !utf8_ok(name))
+    if (name[0] == '\0' || strcmp(name, "__metadata__") == 0 || !utf8_ok(name))
         return rl_fail(RL_EINVAL, "safetensors: bad tensor name \"%s\"", name);
     else if (dtype != RL_DT_F32 && dtype != RL_DT_F16 && dtype != RL_DT_BF16)
         return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\": bad dtype %d", name, (int)dtype);
@@ -541,6 +614,15 @@ rl_status rl_st_writer_add(rl_st_writer *w, const char *name, rl_dtype dtype,
     for (size_t i = 0; i < w->count; i++)
         if (strcmp(w->entries[i].name, name) == 0)
             return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\" added twice", name);
+    return RL_OK;
+}
+
+rl_status rl_st_writer_add(rl_st_writer *w, const char *name, rl_dtype dtype,
+                           int ndim, const int *shape, const float *data)
+{
+    if (!w || !name || (!shape && ndim > 0))
+        return rl_fail(RL_EINVAL, "rl_st_writer_add: NULL argument");
+    RL_TRY(check_new(w, name, dtype, ndim));
 
     st_entry e = { .dtype = dtype, .ndim = ndim };
     size_t numel = 1, esize = rl_dtype_size(dtype);
@@ -575,6 +657,44 @@ rl_status rl_st_writer_add(rl_st_writer *w, const char *name, rl_dtype dtype,
             e.bytes[2 * i + 1] = (unsigned char)(h >> 8);
         }
     }
+    w->entries[w->count++] = e;
+    return RL_OK;
+}
+
+rl_status rl_st_writer_add_raw(rl_st_writer *w, const char *name, rl_dtype dtype, int ndim,
+                               const int64_t *shape, const void *bytes, size_t nbytes)
+{
+    if (!w || !name || (!shape && ndim > 0) || (!bytes && nbytes > 0))
+        return rl_fail(RL_EINVAL, "rl_st_writer_add_raw: NULL argument");
+    RL_TRY(check_new(w, name, dtype, ndim));
+    st_entry e = { .dtype = dtype, .ndim = ndim };
+    size_t numel = 1;
+    bool zero = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\": shape[%d] = %lld is negative", name, i,
+                           (long long)shape[i]);
+        e.shape[i] = shape[i];
+        if (shape[i] == 0) zero = true;
+        else if (!zero && numel > SIZE_MAX / (uint64_t)shape[i])
+            return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\": size overflows", name);
+        else if (!zero) numel *= (size_t)shape[i];
+    }
+    if (zero) numel = 0;
+    if (numel > SIZE_MAX / rl_dtype_size(dtype) || numel * rl_dtype_size(dtype) != nbytes)
+        return rl_fail(RL_EINVAL, "safetensors: tensor \"%s\": %zu bytes given for %zu elements of %s", name,
+                       nbytes, numel, rl_dtype_name(dtype));
+    e.nbytes = nbytes;
+    st_entry *grown = grow(w->entries, &w->cap, w->count + 1, sizeof *grown);
+    if (!grown) return rl_fail(RL_ENOMEM, "safetensors: tensor \"%s\": no memory", name);
+    w->entries = grown;
+    e.name = strdup(name);
+    e.bytes = malloc(nbytes ? nbytes : 1);
+    if (!e.name || !e.bytes) {
+        free(e.name); free(e.bytes);
+        return rl_fail(RL_ENOMEM, "safetensors: tensor \"%s\": no memory for %zu bytes", name, nbytes);
+    }
+    if (nbytes) memcpy(e.bytes, bytes, nbytes);
     w->entries[w->count++] = e;
     return RL_OK;
 }
@@ -641,7 +761,7 @@ rl_status rl_st_writer_save(rl_st_writer *w, const char *path)
         if (write_all(af.fp, w, json)) {
             s = rl_atomic_commit(&af);
         } else {
-            s = rl_fail(RL_EIO, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
+            s = rl_fail(RL_EWRITE, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
             rl_atomic_abort(&af);
         }
     }

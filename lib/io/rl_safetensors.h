@@ -13,7 +13,8 @@
  * list of non-negative integers, data_offsets lie inside the data region,
  * end - begin equals numel * dtype size, no two tensors overlap, and
  * __metadata__ (if present) maps strings to strings. Every error names the
- * file and the key at fault (rl_errmsg()).
+ * file and the key at fault (rl_errmsg()). The file's size is checked against
+ * the memory budget (lib/core/rl_budget.h, RL_EBUDGET) before it is read.
  *
  * The writer collects tensors (float32 data converted to the requested dtype
  * with round-to-nearest-even) and writes them atomically: to "<path>.tmp.<pid>"
@@ -22,6 +23,7 @@
 #ifndef RL_SAFETENSORS_H
 #define RL_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +62,18 @@ const rl_st_tensor *rl_st_find(const rl_st_file *f, const char *name); /* NULL i
 /* Metadata value for key, or NULL if absent. */
 const char *rl_st_meta(const rl_st_file *f, const char *key);
 
+/* Metadata values read as numbers, strictly (lib/core/rl_parse.h: the whole
+ * string, 64-bit, within [lo, hi]; "4294967304" is never 8, "3abc" never
+ * 3). RL_EFORMAT naming the file, the key, the value and the range when
+ * the key is missing or the value is not one; *out is untouched then. */
+rl_status rl_st_meta_i64(const rl_st_file *f, const char *key, int64_t lo, int64_t hi, int64_t *out);
+rl_status rl_st_meta_int(const rl_st_file *f, const char *key, int lo, int hi, int *out);
+rl_status rl_st_meta_double(const rl_st_file *f, const char *key, double lo, double hi, double *out);
+rl_status rl_st_meta_bool(const rl_st_file *f, const char *key, bool *out);
+/* A 64-bit seed as torch's manual_seed takes it: 0..2^64-1, or a negative
+ * value down to -2^63 taken as two's complement (-1 == 2^64 - 1). */
+rl_status rl_st_meta_seed(const rl_st_file *f, const char *key, uint64_t *out);
+
 /* Convert a tensor to float32 into dst (numel floats): F32 copied, F16/BF16
  * widened exactly. */
 void rl_st_to_f32(const rl_st_tensor *t, float *dst);
@@ -81,6 +95,12 @@ rl_status rl_st_writer_meta(rl_st_writer *w, const char *key, const char *value)
  * A duplicate name is RL_EINVAL. */
 rl_status rl_st_writer_add(rl_st_writer *w, const char *name, rl_dtype dtype,
                            int ndim, const int *shape, const float *data);
+/* Add a tensor from bytes already in dtype (little-endian, nbytes long,
+ * copied now) with a 64-bit shape: what a reader returned (rl_st_tensor) is
+ * written back unchanged, including empty tensors whose other dimensions
+ * exceed INT_MAX. nbytes must equal numel * dtype size (RL_EINVAL). */
+rl_status rl_st_writer_add_raw(rl_st_writer *w, const char *name, rl_dtype dtype, int ndim,
+                               const int64_t *shape, const void *bytes, size_t nbytes);
 /* Write atomically to path (temp file + fsync + rename). */
 rl_status rl_st_writer_save(rl_st_writer *w, const char *path);
 

@@ -13,11 +13,7 @@
 #include "rl_test.h"
 
 
-static void run(const char *cmd)
-{
-    int rc = system(cmd);
-    cr_assert_eq(rc, 0, "command failed (%d): %s", rc, cmd);
-}
+static void run(const char *cmd) { rl_test_sh_ok(cmd, 120); }
 
 static char *single_run(const char *tag)
 {
@@ -31,7 +27,7 @@ static char *single_run(const char *tag)
     return s;
 }
 
-Test(sweep, shards_and_resume_give_the_same_rows, .timeout = 120)
+Test(sweep, shards_and_resume_give_the_same_rows)
 {
     if (access("build/randlora", X_OK) != 0) cr_skip_test("build/randlora not built");
     char *one = single_run("one");
@@ -58,7 +54,7 @@ Test(sweep, shards_and_resume_give_the_same_rows, .timeout = 120)
     run(cmd);
 }
 
-Test(sweep, mpirun_two_ranks_give_the_same_rows, .timeout = 120)
+Test(sweep, mpirun_two_ranks_give_the_same_rows)
 {
     if (access("build/mpi/randlora", X_OK) != 0)
         cr_skip_test("MPI not built: `make MPI=1` (needs libopenmpi-dev) builds build/mpi/randlora");

@@ -703,7 +703,7 @@ Test(peft, a_failed_export_leaves_the_earlier_one_whole)
  * other exits 2; with --force both finish and the directory is one of the
  * two, whole. 20 trials each (a 33% mix rate would show in all but 3e-4 of
  * runs). */
-Test(peft, concurrent_exports_never_mix, .timeout = 240)
+Test(peft, concurrent_exports_never_mix)
 {
     const char *A = CKPT "/randlora_dense_ckpt", *B = CKPT "/lora_ckpt";
     char *ca = inspect_csv(A), *cb = inspect_csv(B);
@@ -718,7 +718,7 @@ Test(peft, concurrent_exports_never_mix, .timeout = 240)
                      "'%s' export %s --out '%s' %s >'%s.b' 2>&1 & pb=$!; "
                      "wait $pa; ea=$?; wait $pb; eb=$?; echo $ea $eb > '%s'",
                      out, bin, A, out, force ? "--force" : "", codes, bin, B, out, force ? "--force" : "", codes, codes);
-            cr_assert_eq(system(cmd), 0);
+            rl_test_sh_ok(cmd, 60);
             FILE *fp = fopen(codes, "r");
             int ea = -1, eb = -1;
             cr_assert(fp && fscanf(fp, "%d %d", &ea, &eb) == 2);

@@ -314,11 +314,7 @@ static char *drop_cols(const char *csv, const char *const *names, int n)
     return out;
 }
 
-static void run(const char *cmd)
-{
-    int rc = system(cmd);
-    cr_assert_eq(rc, 0, "command failed (%d): %s", rc, cmd);
-}
+static void run(const char *cmd) { rl_test_sh_ok(cmd, 240); }
 
 static const char *const timing[] = {"step_ms", "peak_tensor_bytes"};
 
@@ -333,7 +329,7 @@ static char *table(const char *dir, const char *name)
     return t;
 }
 
-Test(protocol, selection_never_reads_test_data, .timeout = 120)
+Test(protocol, selection_never_reads_test_data)
 {
     if (access("build/randlora", X_OK) != 0) cr_skip_test("build/randlora not built");
     if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
@@ -361,7 +357,7 @@ Test(protocol, selection_never_reads_test_data, .timeout = 120)
     run(cmd);
 }
 
-Test(protocol, shards_workers_and_rerun_give_the_same_rows, .timeout = 180)
+Test(protocol, shards_workers_and_rerun_give_the_same_rows)
 {
     if (access("build/randlora", X_OK) != 0) cr_skip_test("build/randlora not built");
     if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)

@@ -280,7 +280,7 @@ static const ad_group *find_group(const ad_group *g, int ng, const char *task, c
 
 static void pair_row(pr_text *o, const char *claim, const ad_cmp *c)
 {
-    pr_text_add(o, "%s,%s,%s,%s,%d,%ld,%s,%s,%d,%ld,%+.4f,%d,%d,%d,%.4f,%.4f,%.4f,%.4g,%.4g,%.4f,%.4f,%s\n",
+    pr_text_add(o, "%s,%s,%s,%s,%d,%ld,%s,%s,%d,%ld,%.4f,%d,%d,%d,%.4f,%.4f,%.4f,%.4g,%.4g,%.4f,%.4f,%s\n",
                 c->a->task, claim, c->a->method, c->a->bases, c->a->r, c->a->params, c->b->method, c->b->bases, c->b->r,
                 c->b->params, c->rel, c->matched, c->a->n, c->b->n, c->s.w.diff, c->s.w.lo, c->s.w.hi, c->s.w.p, c->s.p_holm,
                 c->s.t.w.lo, c->s.t.w.hi, c->matched ? c->s.verdict : "not matched");

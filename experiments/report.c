@@ -116,7 +116,14 @@ static void csv_field(sbuf *b, const char *s, bool last)
 void rp_claim_row(sbuf *b, const char *claim, const char *ref, const char *measured, const char *verdict,
                       const char *rule)
 {
-    rp_put(b, "| %s | %s | %s | **%s** | %s |\n", claim, ref, measured, verdict, rule);
+    /* a '|' inside a field would end a Markdown table cell: escaped */
+    const char *f[5] = {claim, ref, measured, verdict, rule};
+    for (int k = 0; k < 5; k++) {
+        rp_put(b, k == 3 ? "| **" : "| ");
+        for (const char *c = f[k]; *c; c++) rp_put(b, "%s%c", *c == '|' ? "\\" : "", *c);
+        rp_put(b, k == 3 ? "** " : " ");
+    }
+    rp_put(b, "|\n");
     if (claims_csv.buf) {
         csv_field(&claims_csv, claim, false);
         csv_field(&claims_csv, ref, false);

@@ -306,7 +306,7 @@ static void ts_summarise(const ts_ctx *c)
             double ma, mb, h;
             rl_mean_ci95(A[i]->err, A[i]->n, &ma, &h);
             rl_mean_ci95(B[i]->err, B[i]->n, &mb, &h);
-            pr_text_add(&pr, "%s,%d,%ld,%d,%ld,%.6f,%.6f,%.6f,%+.6f,%+.6f,%+.6f,%.4g,%s\n", ts_spec_names[sp], A[i]->r,
+            pr_text_add(&pr, "%s,%d,%ld,%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4g,%s\n", ts_spec_names[sp], A[i]->r,
                         A[i]->params, B[i]->r, B[i]->params, ma, mb, B[i]->floor_, cmp[i].w.diff, cmp[i].w.lo,
                         cmp[i].w.hi, cmp[i].p_holm, cmp[i].verdict);
             char one[200];
@@ -316,7 +316,7 @@ static void ts_summarise(const ts_ctx *c)
         }
         const char *v = pr_family_verdict(cp, n, counts, sizeof counts);
         char m[1200], claim[120], ref[200];
-        snprintf(m, sizeof m, "relative error ||dW - dW*||_F/||dW*||_F; RandLora lower in: %s (%s)", counts, list);
+        snprintf(m, sizeof m, "relative error ‖ΔW - ΔW*‖_F / ‖ΔW*‖_F; RandLora lower in: %s (%s)", counts, list);
         snprintf(claim, sizeof claim, "RandLora learns a %s-spectrum update better than LoRA at equal parameters",
                  ts_spec_names[sp]);
         snprintf(ref, sizeof ref, "%s", sp == TS_FLAT ? "title_claim full_rank_condition" : "fig1a_dinov2_crossover");

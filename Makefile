@@ -20,17 +20,32 @@ BUILD   := build/mpi
 CC      := mpicc
 EXTRA_CFLAGS += -DRL_MPI
 endif
-PKGS    := openblas lapacke gsl jansson zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs jansson zlib 2>/dev/null) -llapacke -lgsl $(shell pkg-config --libs openblas 2>/dev/null) -lm
+# OpenBLAS's OpenMP flavour (libopenblas-openmp-dev): BLAS and the library's
+# element-wise loops then share one OpenMP pool of threads (lib/core/rl_blas.h).
+# The system-wide alternative points at the pthread flavour, so the flavour's
+# folder goes first in the run-time search path, as DT_RPATH (not RUNPATH):
+# it then also serves liblapacke's own liblapack.so.3 / libblas.so.3, and the
+# process holds one OpenBLAS. Without that folder the default flavour is used
+# and the element-wise loops stay on one thread. OPENBLAS_DIR= (empty) forces that.
+MULTIARCH   := $(shell $(CC) -print-multiarch 2>/dev/null)
+OPENBLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
+ifneq ($(OPENBLAS_DIR),)
+ifneq ($(wildcard $(OPENBLAS_DIR)/pkgconfig/openblas.pc),)
+BLAS_PC    := PKG_CONFIG_PATH=$(OPENBLAS_DIR)/pkgconfig
+BLAS_RPATH := -Wl,--disable-new-dtags,-rpath,$(OPENBLAS_DIR)
+endif
+endif
+PKGS    := lapacke gsl jansson zlib
+PKG_CFLAGS := $(shell $(BLAS_PC) pkg-config --cflags openblas 2>/dev/null) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs jansson zlib 2>/dev/null) -llapacke -lgsl $(shell $(BLAS_PC) pkg-config --libs openblas 2>/dev/null) $(BLAS_RPATH) -lm
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
 CRIT_LIBS   := $(shell pkg-config --libs criterion 2>/dev/null)
 
 OPT     ?= -O2
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L
 WARN    := -Wall -Wextra -Werror
-CFLAGS  := $(CSTD) $(OPT) -g $(WARN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDFLAGS := $(EXTRA_LDFLAGS)
+CFLAGS  := $(CSTD) $(OPT) -g -fopenmp $(WARN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := -fopenmp $(EXTRA_LDFLAGS)
 
 LIB_SRC  := $(sort $(wildcard lib/*/*.c datasets/*.c))
 EXP_SRC  := $(sort $(wildcard experiments/*.c))

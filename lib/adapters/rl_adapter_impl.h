@@ -46,6 +46,10 @@ extern const rl_adapter_ops rl_full_ops, rl_lora_ops, rl_vera_ops, rl_randlora_o
  * or Gᵀ (d_in > d_out), a chunk of UA_CHUNK rows at a time (the first block
  * of the workspace). */
 void rl_randlora_grads_from_G(rl_adapter *a, const float *G);
+/* dx (n, d_in) += the adapter's part of ∂L/∂x alone, through the factors
+ * (dense kernels, an adapter with per-row workspace for n rows): the dx term
+ * of a step whose parameter gradients take the materialised route. */
+void rl_randlora_dx_acc(rl_adapter *a, const float *dy, int n, float *dx);
 /* dw := s·ΔW + beta·dw, built a chunk of UA rows at a time (UA_CHUNK). */
 void rl_randlora_delta_weight_acc(rl_adapter *a, float *dw, float beta);
 

@@ -368,6 +368,7 @@ rl_status rl_model_attach(rl_model *m, const rl_adapter_config *cfg, const char 
         c.init_seed = cfg->init_seed + (uint64_t)i;
         st = rl_adapter_new(&L->a, &c, L->d_out, L->d_in, m->bases, m->n_max);
         if (st == RL_OK) st = rl_layer_new(&L->l, L->W, L->b, L->a, m->n_max, path);
+        if (st == RL_OK && i == 0) rl_layer_expect_dx(L->l, false); /* its input is the data */
     }
     if (st != RL_OK) {
         rl_model_detach(m);

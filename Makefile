@@ -126,31 +126,19 @@ run: deps
 	$(R) sweep similarity
 	$(R) report
 
-# Issue 7's performance targets, measured (never a timed test): writes
-# results/bench/bench.csv (one row per configuration, `target` first),
-# results/bench/pytorch.csv when Debian's python3-torch is installed (PEFT's
-# formulation under PyTorch, experiments/reference/), then the report.
-BENCH_STEP := --r 32 --out 768 --in 768 --tokens 4096
+# The performance targets (issue 13), measured (never a timed test):
+# experiments/bench.sh runs this tool and PyTorch like for like in interleaved
+# rounds (ROUNDS, default 3) -- single layers with and without dx, a 4-layer
+# stack, a whole ViT step -- and writes results/bench/{machine,compare_c,
+# compare_pytorch,compare,targets,bench}.csv, then the report. PyTorch runs
+# PEFT's own layers when PEFT_SRC names a PEFT checkout (make bench
+# PEFT_SRC=path), else the transcription experiments/reference/peft_step.py
+# (labelled so); without Debian's python3-torch the C side alone is measured.
+PEFT_SRC ?=
+ROUNDS   ?= 3
 bench: deps
 	$(MAKE) --no-print-directory all
-	@mkdir -p results/bench
-	{ echo "target,$$($(R) bench --csv --method lora --r 1 --out 16 --in 16 --tokens 1 --min-reps 1 --max-reps 1 --seconds 0.001 | head -n 1)"; \
-	  row() { t=$$1; shift; printf '%s,' "$$t"; $(R) bench --csv "$$@" | tail -n 1; }; \
-	  row step_t1_randlora --method randlora $(BENCH_STEP) --threads 1 && \
-	  row step_t1_lora --method lora $(BENCH_STEP) --threads 1 && \
-	  row step_t1_randlora_factorised --method randlora --path factorised $(BENCH_STEP) --threads 1 && \
-	  row step_t2_randlora --method randlora $(BENCH_STEP) --threads 2 && \
-	  row step_t2_lora --method lora $(BENCH_STEP) --threads 2 && \
-	  row sparse_dense --method randlora --bases dense --r 32 --out 1024 --in 1024 --tokens 256 --threads 1 && \
-	  row sparse_sparse --method randlora --bases sparse --r 32 --out 1024 --in 1024 --tokens 256 --threads 1 && \
-	  row sparse_very_sparse --method randlora --bases very_sparse --r 32 --out 1024 --in 1024 --tokens 256 --threads 1 && \
-	  row merge_dense --merge --method randlora --bases dense --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1 && \
-	  row merge_sparse --merge --method randlora --bases sparse --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1 && \
-	  row merge_very_sparse --merge --method randlora --bases very_sparse --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1; \
-	} > results/bench/bench.csv.tmp && mv results/bench/bench.csv.tmp results/bench/bench.csv
-	if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then \
-	  /usr/bin/python3 experiments/reference/peft_step.py --all results/bench/pytorch.csv; \
-	else echo "make bench: python3-torch not installed: the PyTorch comparison is skipped"; fi
+	R=$(R) OUT=results/bench ROUNDS=$(ROUNDS) PEFT_SRC=$(PEFT_SRC) OPENBLAS_DIR=$(OPENBLAS_DIR) bash experiments/bench.sh
 	$(R) report
 
 clean:

@@ -378,7 +378,7 @@ const char *bench_csv_header(void)
 {
     return "model,method,bases,path,chosen,r,out,in,tokens,layers,dx,threads,params,median_ms,p25_ms,p75_ms,"
            "ci95_lo_ms,ci95_hi_ms,cpu_ms,reps,first_ms,inner_ms,gflop,gflops,sgemm_gflops,sgemm_fraction,bound_ms,"
-           "fma_gflops,peak_tensor_bytes,peak_rss_bytes,core";
+           "fma_gflops,peak_tensor_bytes,peak_rss_bytes,foreign_cpu,core";
 }
 
 void bench_csv_row(const bench_result *r, char *buf, size_t len)
@@ -388,7 +388,7 @@ void bench_csv_row(const bench_result *r, char *buf, size_t len)
     bool has_bases = c->method == RL_METHOD_RANDLORA;
     snprintf(buf, len,
              "%s,%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%d,%zu,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.4f,%.4f,%.5f,%.2f,%.2f,%.4f,"
-             "%.4f,%.2f,%zu,%zu,%s\n",
+             "%.4f,%.2f,%zu,%zu,%.4f,%s\n",
              c->model == BENCH_VIT ? "vit" : "layer", rl_method_name(c->method),
              has_bases ? rl_bases_kind_name(c->bases) : "-", c->method == RL_METHOD_RANDLORA ? rl_path_name(c->path) : "-",
              r->chosen, c->method == RL_METHOD_FULL ? 0 : c->r, c->model == BENCH_VIT ? 64 : c->d_out,
@@ -396,7 +396,7 @@ void bench_csv_row(const bench_result *r, char *buf, size_t len)
              c->model == BENCH_VIT || c->dx || c->layers > 1 ? 1 : 0, c->threads, r->params, 1e3 * w->median,
              1e3 * w->p25, 1e3 * w->p75, 1e3 * w->ci_lo, 1e3 * w->ci_hi, 1e3 * r->time.cpu_per_call, w->n, r->first_ms,
              r->inner_ms, r->gflop, r->gflops, r->sgemm_gflops, r->gflops / r->sgemm_gflops, r->bound_ms, r->fma_gflops,
-             r->peak_tensor_bytes, r->peak_rss_bytes, rl_blas_corename());
+             r->peak_tensor_bytes, r->peak_rss_bytes, r->time.foreign_cpu, rl_blas_corename());
 }
 
 /* ---- the command ---- */
@@ -410,6 +410,7 @@ static void usage(FILE *out)
             "                      [--model layer|vit] [--min-reps N] [--max-reps N] [--seconds S]\n"
             "                      [--merge] [--csv]\n"
             "       randlora bench --machine [--threads N] [--csv]\n"
+            "       randlora bench --targets DIR\n"
             "  Times one training step (forward, backward, AdamW) of one adapted linear layer\n"
             "  (--dx: computing dx too, as an inner layer), or of a stack of L square layers with\n"
             "  ReLU (first layer without dx, then per-layer split: first, inner), frozen base;\n"
@@ -418,7 +419,9 @@ static void usage(FILE *out)
             "  --merge: merging the adapter into one weight instead. Defaults: randlora r=32,\n"
             "  768x768, 1024 tokens, dense bases, auto path, 1 thread.\n"
             "  --machine: the BLAS core in use and how it was chosen, this CPU's vector tier,\n"
-            "  SGEMM rate (1024^3) and register-only FMA peak at N threads.\n");
+            "  SGEMM rate (1024^3) and register-only FMA peak at N threads.\n"
+            "  --targets DIR: the performance targets from the rounds `make bench` wrote into DIR\n"
+            "  (compare_c.csv, compare_pytorch.csv, machine.csv): DIR/compare.csv, DIR/targets.csv.\n");
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int *out)
@@ -448,9 +451,15 @@ static int machine(int threads, bool csv)
     rl_cpu_describe(&f, cpu, sizeof cpu);
     const char *sel = rl_blas_selection()[0] ? rl_blas_selection() : rl_blas_corename();
     if (csv) {
+        /* free text without commas, so that the CSV needs no quoting */
+        char s2[256], c2[256];
+        snprintf(s2, sizeof s2, "%s", sel);
+        snprintf(c2, sizeof c2, "%s", cpu);
+        for (char *p = s2; *p; p++) *p = *p == ',' ? ';' : *p;
+        for (char *p = c2; *p; p++) *p = *p == ',' ? ';' : *p;
         printf("threads,core,blas_threading,cpu_tier,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,selection,cpu\n");
-        printf("%d,%s,%s,%s,%.2f,%.2f,%.4f,\"%s\",\"%s\"\n", threads, rl_blas_corename(), rl_blas_threading(),
-               rl_cpu_tier_name(rl_cpu_tier_of(&f)), sg, fma, sg / fma, sel, cpu);
+        printf("%d,%s,%s,%s,%.2f,%.2f,%.4f,%s,%s\n", threads, rl_blas_corename(), rl_blas_threading(),
+               rl_cpu_tier_name(rl_cpu_tier_of(&f)), sg, fma, sg / fma, s2, c2);
         return 0;
     }
     printf("cpu      %s\n", cpu);
@@ -471,6 +480,10 @@ int cmd_bench(int argc, char **argv)
         if (strcmp(a, "--merge") == 0) { c.merge = true; continue; }
         if (strcmp(a, "--dx") == 0) { c.dx = true; continue; }
         if (strcmp(a, "--machine") == 0) { mach = true; continue; }
+        if (strcmp(a, "--targets") == 0) {
+            if (!v) { fprintf(stderr, "randlora bench: --targets needs a directory\n"); return 2; }
+            return bench_targets(v);
+        }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); return 0; }
         if (!v) { fprintf(stderr, "randlora bench: %s needs a value\n", a); return 2; }
         i++;

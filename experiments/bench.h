@@ -66,6 +66,11 @@ rl_status bench_fma_peak(int threads, double *gflops);
 
 rl_status bench_run(const bench_config *c, bench_result *out);
 
+/* `randlora bench --targets DIR` (bench_targets.c): issue 13's targets from
+ * the rounds `make bench` wrote into DIR; writes DIR/compare.csv and
+ * DIR/targets.csv and prints them. Returns the exit code. */
+int bench_targets(const char *dir);
+
 /* CSV header (no newline) and one row (with newline) into buf. */
 const char *bench_csv_header(void);
 void bench_csv_row(const bench_result *r, char *buf, size_t len);

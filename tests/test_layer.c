@@ -311,3 +311,78 @@ RL_TEST(layer, zero_row_adapter_is_materialised_only)
     cr_assert_eq(rl_adapter_new(&a, &cfg, 24, 20, NULL, 0), RL_EINVAL, "0 rows is for RandLora only");
     rl_shared_bases_free(b);
 }
+
+/* Under rl_layer an adapter keeps its forward's intermediates for backward
+ * (LoRA's h, VeRA's h and z, RandLora's UA and H). Over two training steps,
+ * with the parameters moved by AdamW between them and every RandLora plan,
+ * the layer's dx and gradients equal a recomputation from scratch: the
+ * adapter called directly (nothing kept) on the same parameters, plus the
+ * base's dy·W. The operations and their order are the same, so the results
+ * are compared bit for bit. */
+RL_TEST(layer, kept_forward_matches_recompute)
+{
+    static const int shapes[2][2] = {{20, 12}, {12, 20}};
+    static const int methods[3] = {RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
+    const rl_path F = RL_PATH_FACTORISED, M = RL_PATH_MATERIALISED;
+    for (int s = 0; s < 2; s++)
+        for (int m = 0; m < 3; m++)
+            for (int pl = 0; pl < (methods[m] == RL_METHOD_RANDLORA ? 8 : 1); pl++) {
+                const int o = shapes[s][0], i = shapes[s][1], n = 6, r = 4;
+                rl_shared_bases *b = NULL;
+                if (methods[m] != RL_METHOD_LORA)
+                    cr_assert_eq(rl_shared_bases_new(&b, methods[m], r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 2), RL_OK);
+                rl_adapter_config cfg = rl_adapter_config_default((rl_method)methods[m]);
+                cfg.r = r;
+                rl_adapter *a = NULL;
+                cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+                rl_span sp = rl_adapter_span(a);
+                float *W = rl_alloc_floats((size_t)o * i), *x = rl_alloc_floats((size_t)n * i);
+                float *dy = rl_alloc_floats((size_t)n * o), *y = rl_alloc_floats((size_t)n * o);
+                float *dx = rl_alloc_floats((size_t)n * i), *dx2 = rl_alloc_floats((size_t)n * i);
+                float *g = rl_alloc_floats(sp.n);
+                rl_mt gen;
+                rl_mt_seed(&gen, 30 + pl);
+                rl_mt_fill_normal(&gen, W, (size_t)o * i, 0.3f);
+                rl_mt_fill_normal(&gen, x, (size_t)n * i, 1.0f);
+                rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
+                rl_mt_fill_normal(&gen, sp.p, sp.n, 0.2f);
+                rl_layer *l = NULL;
+                cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_AUTO), RL_OK);
+                if (methods[m] == RL_METHOD_RANDLORA)
+                    cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){pl & 1 ? M : F, pl & 2 ? M : F, pl & 4 ? M : F}), RL_OK);
+                rl_adamw *opt = NULL;
+                cr_assert_eq(rl_adamw_new(&opt, sp.n, 1e-2f, 0.0f), RL_OK);
+                for (int step = 0; step < 2; step++) {
+                    rl_adapter_zero_grad(a);
+                    cr_assert_eq(rl_layer_forward(l, x, n, y), RL_OK);
+                    cr_assert_eq(rl_layer_backward(l, x, dy, n, dx), RL_OK);
+                    memcpy(g, sp.g, sp.n * sizeof(float));
+                    /* from scratch: the adapter alone, nothing kept */
+                    rl_adapter_zero_grad(a);
+                    cr_assert_eq(rl_adapter_forward(a, x, n, y), RL_OK);
+                    rl_gemm(RL_NOTRANS, RL_NOTRANS, n, i, o, 1.0f, dy, o, W, i, 0.0f, dx2, i);
+                    cr_assert_eq(rl_adapter_backward(a, x, dy, n, dx2), RL_OK);
+                    if (pl == 0) { /* the same operations in the same order: bit for bit */
+                        cr_assert(memcmp(g, sp.g, sp.n * sizeof(float)) == 0, "shape %d method %d step %d: gradients",
+                                  s, methods[m], step);
+                        cr_assert(memcmp(dx, dx2, (size_t)n * i * sizeof(float)) == 0, "shape %d method %d step %d: dx",
+                                  s, methods[m], step);
+                    } else { /* other routes: float32 reorderings of sums of <= 20 terms */
+                        cr_assert(rel(g, sp.g, sp.n) <= 1e-5, "plan %d step %d: gradients %g", pl, step, rel(g, sp.g, sp.n));
+                        cr_assert(rel(dx, dx2, (size_t)n * i) <= 1e-5, "plan %d step %d: dx", pl, step);
+                    }
+                    rl_adamw_step(opt, sp); /* the parameters move: nothing from this step may be reused */
+                }
+                rl_adamw_free(opt);
+                rl_layer_free(l);
+                rl_dealloc(W);
+                rl_dealloc(x);
+                rl_dealloc(dy);
+                rl_dealloc(y);
+                rl_dealloc(dx);
+                rl_dealloc(dx2);
+                rl_dealloc(g);
+                rl_adapter_free(a);
+                rl_shared_bases_free(b);
+            }
+}

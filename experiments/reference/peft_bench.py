@@ -32,8 +32,10 @@ what the C tool uses, so both sides run the same OpenBLAS build and kernels.
 
 Output (--csv): a header and one row:
   impl,kind,method,r,out,in,tokens,layers,dx,threads,median_ms,p25_ms,p75_ms,reps,
-  peak_rss_bytes,core,blas,torch_version,peft_version
-peak_rss_bytes is this process's VmHWM (torch's own libraries included).
+  peak_rss_bytes,foreign_cpu,core,blas,torch_version,peft_version
+peak_rss_bytes is this process's VmHWM (torch's own libraries included); foreign_cpu is the CPU
+time other processes used during the timed steps as a fraction of the machine (/proc/stat less
+this process's own), as the C harness reports it.
 
   /usr/bin/python3 experiments/reference/peft_bench.py --peft-src /tmp/peft_src --kind layer \
       --method randlora --r 32 --out 768 --in 768 --tokens 4096 --dx --threads 1 --csv
@@ -49,7 +51,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CSV_HEADER = ("impl,kind,method,r,out,in,tokens,layers,dx,threads,median_ms,p25_ms,p75_ms,reps,"
-              "peak_rss_bytes,core,blas,torch_version,peft_version")
+              "peak_rss_bytes,foreign_cpu,core,blas,torch_version,peft_version")
 SYSTEM_PYTHON = "/usr/bin/python3"
 _REEXEC = "PEFT_BENCH_REEXEC"
 
@@ -107,6 +109,16 @@ def blas_info(torch):
     with open("/proc/self/maps") as f:
         libs = sorted({ln.split()[-1] for ln in f if "openblas" in ln.split("/")[-1] and ".so" in ln})
     return core, (libs[0] if libs else "?")
+
+
+def busy_seconds():
+    """Busy CPU seconds of the machine (/proc/stat: all but idle and iowait), or None."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:9]]
+        return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def peak_rss_bytes():
@@ -273,14 +285,18 @@ def time_steps(step, warmup=2, min_reps=7, max_reps=50, seconds=0.5):
     for _ in range(warmup):
         step()
     ts = []
-    start = time.perf_counter()
+    start, cpu0, busy0 = time.perf_counter(), time.process_time(), busy_seconds()
     while len(ts) < max_reps and (len(ts) < min_reps or time.perf_counter() - start < seconds):
         t0 = time.perf_counter()
         step()
         ts.append(time.perf_counter() - t0)
+    wall, cpu, busy1 = time.perf_counter() - start, time.process_time() - cpu0, busy_seconds()
+    foreign = float("nan")
+    if busy0 is not None and busy1 is not None and wall > 0:
+        foreign = max(0.0, (busy1 - busy0 - cpu) / (wall * os.cpu_count()))
     ts.sort()
     return {"median_ms": 1e3 * quantile(ts, 0.5), "p25_ms": 1e3 * quantile(ts, 0.25),
-            "p75_ms": 1e3 * quantile(ts, 0.75), "reps": len(ts)}
+            "p75_ms": 1e3 * quantile(ts, 0.75), "reps": len(ts), "foreign_cpu": foreign}
 
 
 def run(a):
@@ -327,10 +343,11 @@ def run(a):
     res = time_steps(step, min_reps=a.min_reps, max_reps=a.max_reps, seconds=a.seconds)
     layers = a.layers if a.kind == "stack" else (VIT["blocks"] if a.kind == "vit" else 1)
     dims = (VIT["dim"], VIT["dim"]) if a.kind == "vit" else (a.out, a.inp)
-    dx = 1 if (a.kind == "stack" or need_dx) else 0
+    dx = 1 if (a.kind != "layer" or need_dx) else 0  # a stack's and a model's inner layers compute dx
     row = [impl, a.kind, a.method, a.r, dims[0], dims[1], a.tokens, layers, dx, a.threads,
            "%.4f" % res["median_ms"], "%.4f" % res["p25_ms"], "%.4f" % res["p75_ms"], res["reps"],
-           peak_rss_bytes(), core, os.path.basename(blas), torch.__version__, peft_version]
+           peak_rss_bytes(), "%.4f" % res["foreign_cpu"], core, os.path.basename(blas), torch.__version__,
+           peft_version]
     if a.csv:
         print(CSV_HEADER)
         print(",".join(str(v) for v in row))

@@ -110,6 +110,7 @@ rl_status rl_adapter_new(rl_adapter **out, const rl_adapter_config *cfg, int d_o
     a->d_out = d_out;
     a->d_in = d_in;
     a->max_tokens = max_tokens;
+    a->fwd_n = -1;
     a->bases = bases;
     const int r = cfg->r;
     switch (cfg->method) {
@@ -189,6 +190,7 @@ static rl_status check_rows(const rl_adapter *a, int n, const char *op)
 rl_status rl_adapter_forward(rl_adapter *a, const float *x, int n, float *y)
 {
     RL_TRY(check_rows(a, n, "forward"));
+    a->fwd_n = -1;
     if (n) a->ops->forward(a, x, n, y);
     return RL_OK;
 }
@@ -197,6 +199,7 @@ rl_status rl_adapter_backward(rl_adapter *a, const float *x, const float *dy, in
 {
     RL_TRY(check_rows(a, n, "backward"));
     if (n) a->ops->backward(a, x, dy, n, dx);
+    a->fwd_n = -1;
     return RL_OK;
 }
 
@@ -238,7 +241,7 @@ rl_status rl_adapter_unmerge(rl_adapter *a, float *W)
 }
 
 void rl_adapter_reset(rl_adapter *a) { a->ops->reset(a); }
-void rl_adapter_zero_grad(rl_adapter *a) { memset(a->grads, 0, a->n_params * sizeof(float)); }
+void rl_adapter_zero_grad(rl_adapter *a) { rl_fill(a->grads, a->n_params, 0.0f); }
 size_t rl_adapter_param_count(const rl_adapter *a) { return a->n_params; }
 rl_span rl_adapter_span(rl_adapter *a) { return (rl_span){a->params, a->grads, a->n_params}; }
 int rl_adapter_n_params_info(const rl_adapter *a) { return a->n_info; }

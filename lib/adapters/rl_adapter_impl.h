@@ -29,6 +29,14 @@ struct rl_adapter {
     const rl_shared_bases *bases;   /* borrowed */
     float *work;
     size_t n_work;
+    /* Forward intermediates kept for backward (LoRA's h, VeRA's h and z,
+     * RandLora's UA and H): only under rl_layer, whose contract is that
+     * backward follows forward on the same x, n and parameters. rl_layer sets
+     * keep_fwd around its forward call (the method then records fwd_n = n)
+     * and use_fwd around its backward call; any other forward resets fwd_n
+     * to -1, and every backward ends it. */
+    bool keep_fwd, use_fwd;
+    int fwd_n;
     /* randlora: mn = min(d_in, d_out), mx = max, nb = ceil(mn / r), K = r·nb */
     int mn, mx, nb, K;
     /* randlora with very_sparse bases: ternary kernels (rl_randlora_ternary.c).
@@ -40,6 +48,11 @@ struct rl_adapter {
 };
 
 extern const rl_adapter_ops rl_full_ops, rl_lora_ops, rl_vera_ops, rl_randlora_ops;
+
+/* Are the forward intermediates of n rows there for this backward? */
+static inline bool rl_fwd_cached(const rl_adapter *a, int n) { return a->use_fwd && a->fwd_n == n; }
+/* A forward records what it keeps. */
+static inline void rl_fwd_keep(rl_adapter *a, int n) { a->fwd_n = a->keep_fwd ? n : -1; }
 
 /* RandLora's materialised path (rl_layer.c): given G = dyᵀ x (d_out, d_in),
  * accumulate dλ and dΓ through dUA = s · UBᵀ · dM, where dM = G (d_in <= d_out)

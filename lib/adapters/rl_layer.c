@@ -127,10 +127,10 @@ double rl_plan_flops(rl_method method, rl_bases_kind kind, rl_plan p, int d_out,
     const double base = 2 * N * o * i * (need_dx ? 2 : 1);
     switch (method) {
     case RL_METHOD_FULL: return 2 * N * o * i * (need_dx ? 3 : 2);
-    case RL_METHOD_LORA: /* fwd h, y; bwd h (recomputed), dB, dh, dA [, dx] */
-        return base + 2 * N * R * (i + o) + 2 * N * R * (2 * i + 2 * o) + (need_dx ? 2 * N * R * i : 0);
-    case RL_METHOD_VERA: /* fwd h, y; bwd h (recomputed), P, dz [, dx] */
+    case RL_METHOD_LORA: /* fwd h, y; bwd dB, dh, dA [, dx] (h kept from the forward) */
         return base + 2 * N * R * (i + o) + 2 * N * R * (i + 2 * o) + (need_dx ? 2 * N * R * i : 0);
+    case RL_METHOD_VERA: /* fwd h, y; bwd P, dz [, dx] (h, z kept) */
+        return base + 2 * N * R * (i + o) + 2 * N * R * (2 * o) + (need_dx ? 2 * N * R * i : 0);
     case RL_METHOD_RANDLORA: {
         const int mni = d_out < d_in ? d_out : d_in;
         const double mn = mni, mx = d_out < d_in ? i : o, K = (double)r * rl_randlora_n_bases(mni, r);
@@ -138,11 +138,13 @@ double rl_plan_flops(rl_method method, rl_bases_kind kind, rl_plan p, int d_out,
         const double U = 2 * K * mn, Fg = 4 * K * mn, dW = 2 * o * i * K + U;
         const bool M_fwd = p.fwd == RL_PATH_MATERIALISED, M_gr = p.grads == RL_PATH_MATERIALISED;
         double f = base;
+        /* a factorised forward keeps UA and H (x·UB when d_in > d_out) for backward */
         f += M_fwd ? dW : 2 * N * K * (i + o) + U;
-        f += M_gr ? 2 * N * o * i + 2 * K * o * i + Fg : 2 * N * K * (i + o) + Fg;
+        if (M_gr) f += 2 * N * o * i + 2 * K * o * i + Fg;
+        else f += (i <= o ? 2 * N * K * (i + o) : 2 * N * K * o + (M_fwd ? 2 * N * K * i : 0)) + Fg;
         if (need_dx) {
             if (p.dx == RL_PATH_MATERIALISED) f += M_fwd ? 0 : dW;
-            else f += 2 * N * K * i + U + (!M_gr && i <= o ? 0 : 2 * N * K * o);
+            else f += 2 * N * K * i + (M_fwd ? U : 0) + (!M_gr && i <= o ? 0 : 2 * N * K * o);
         }
         return f;
     }
@@ -252,6 +254,7 @@ rl_status rl_layer_forward(rl_layer *l, const float *x, int n, float *y)
     l->last_plan = p;
     l->last_n = n;
     l->m_built = false;
+    l->a->fwd_n = -1;
     if (n == 0) return RL_OK;
     if (l->a->cfg.method == RL_METHOD_FULL) return rl_adapter_forward(l->a, x, n, y);
     if (p.fwd == RL_PATH_MATERIALISED) {
@@ -260,7 +263,19 @@ rl_status rl_layer_forward(rl_layer *l, const float *x, int n, float *y)
         return RL_OK;
     }
     rl_gemm(RL_NOTRANS, RL_TRANS, n, o, i, 1.0f, x, i, l->W, i, 1.0f, y, o); /* y += x Wᵀ */
-    return rl_adapter_forward(l->a, x, n, y);
+    l->a->keep_fwd = true; /* backward follows on the same x, n and parameters: keep what it can reuse */
+    rl_status st = rl_adapter_forward(l->a, x, n, y);
+    l->a->keep_fwd = false;
+    return st;
+}
+
+/* The adapter's part of backward, allowed to reuse the forward's intermediates. */
+static rl_status adapter_backward_kept(rl_layer *l, const float *x, const float *dy, int n, float *dx)
+{
+    l->a->use_fwd = true;
+    rl_status st = rl_adapter_backward(l->a, x, dy, n, dx);
+    l->a->use_fwd = false;
+    return st;
 }
 
 rl_status rl_layer_backward(rl_layer *l, const float *x, const float *dy, int n, float *dx)
@@ -272,7 +287,7 @@ rl_status rl_layer_backward(rl_layer *l, const float *x, const float *dy, int n,
     if (n == 0) return RL_OK;
     if (l->a->cfg.method == RL_METHOD_FULL) {
         if (dx) rl_fill(dx, (size_t)n * i, 0.0f);
-        return rl_adapter_backward(l->a, x, dy, n, dx);
+        return adapter_backward_kept(l, x, dy, n, dx);
     }
     rl_plan p = l->last_plan;
     if (dx && !l->need_dx) /* dx was not planned for: M if it is there (or no workspace), else the factors */
@@ -286,7 +301,11 @@ rl_status rl_layer_backward(rl_layer *l, const float *x, const float *dy, int n,
         } else {
             rl_gemm(RL_NOTRANS, RL_NOTRANS, n, i, o, 1.0f, dy, o, l->W, i, 0.0f, dx, i); /* dx = dy W */
             /* + the adapter's part: with factorised grads, shared with them below */
-            if (p.grads == RL_PATH_MATERIALISED) rl_randlora_dx_acc(l->a, dy, n, dx);
+            if (p.grads == RL_PATH_MATERIALISED) {
+                l->a->use_fwd = true;
+                rl_randlora_dx_acc(l->a, dy, n, dx);
+                l->a->use_fwd = false;
+            }
         }
     }
     if (p.grads == RL_PATH_MATERIALISED) {
@@ -294,8 +313,9 @@ rl_status rl_layer_backward(rl_layer *l, const float *x, const float *dy, int n,
         l->m_built = false;
         rl_randlora_grads_from_G(l->a, l->merged);
         l->last_n = -1; /* M was overwritten by G */
+        l->a->fwd_n = -1;
         return RL_OK;
     }
     /* factorised grads (and the adapter's dx when dx is factorised) */
-    return rl_adapter_backward(l->a, x, dy, n, dx && p.dx == RL_PATH_FACTORISED ? dx : NULL);
+    return adapter_backward_kept(l, x, dy, n, dx && p.dx == RL_PATH_FACTORISED ? dx : NULL);
 }

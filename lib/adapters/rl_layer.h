@@ -25,15 +25,20 @@
  *
  * FLOP model (matrix products, 2 flops per multiply-add, plus the O(K·mn)
  * element-wise work of building UA and of the factor gradients), with
- * K = r·nb, mn = min(o, i), U = 2·K·mn (one UA build), Fg = 4·K·mn:
+ * K = r·nb, mn = min(o, i), U = 2·K·mn (one UA build), Fg = 4·K·mn. The
+ * layer lets an adapter keep its forward's intermediates for backward
+ * (LoRA's h, VeRA's h and z, RandLora's UA and H), so none is recomputed:
  *   base         fwd 2·n·o·i            dx 2·n·o·i
  *   full         fwd 2·n·o·i   dD 2·n·o·i   dx 2·n·o·i   (no separate base)
- *   lora         base + fwd 2·n·r·(i+o) + bwd 2·n·r·(2i + 2o) [+ dx 2·n·r·i]
- *   vera         base + fwd 2·n·r·(i+o) + bwd 2·n·r·(i + 2o)  [+ dx 2·n·r·i]
+ *   lora         base + fwd 2·n·r·(i+o) + bwd 2·n·r·(i + 2o) [+ dx 2·n·r·i]
+ *   vera         base + fwd 2·n·r·(i+o) + bwd 2·n·r·2o       [+ dx 2·n·r·i]
  *   randlora (dense kernels): base, plus per term
  *     forward  F  2·n·K·(i+o) + U          M  2·o·i·K + U (ΔW, chunks of UA)
- *     grads    F  2·n·K·(i+o) + Fg         M  2·n·o·i + 2·K·o·i + Fg
- *     dx       F  2·n·K·i + U, + 2·n·K·o unless grads F share dy·UB (d_in <= d_out)
+ *     grads    F  2·n·K·(i+o) (d_in <= d_out), else 2·n·K·o, + 2·n·K·i for
+ *                 H = x·UB unless the forward was F;  + Fg
+ *              M  2·n·o·i + 2·K·o·i + Fg
+ *     dx       F  2·n·K·i, + U unless the forward was F (it keeps UA),
+ *                 + 2·n·K·o unless grads F share dy·UB (d_in <= d_out)
  *              M  0 when the forward built M, else 2·o·i·K + U
  *   randlora with very_sparse bases runs ternary kernels (rl_randlora_ternary.c)
  *     and its plans are uniform (all F or all M): every product with UA or UB

@@ -10,7 +10,7 @@
  *
  * forward:  h   = x Aᵀ            (n, r)      workspace
  *           y  += s · h Bᵀ        (n, d_out)
- * backward: h   = x Aᵀ            (n, r)      recomputed
+ * backward: h   = x Aᵀ            (n, r)      recomputed unless kept (rl_layer)
  *           dB += s · dyᵀ h       (d_out, r)
  *           dh  = s · dy B        (n, r)      workspace
  *           dA += dhᵀ x           (r, d_in)
@@ -45,6 +45,7 @@ static void lora_forward(rl_adapter *a, const float *x, int n, float *y)
     float *h = a->work;
     rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r);
     rl_gemm(RL_NOTRANS, RL_TRANS, n, dout, r, a->scaling, h, r, B, r, 1.0f, y, dout);
+    rl_fwd_keep(a, n);
 }
 
 static void lora_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
@@ -54,7 +55,7 @@ static void lora_backward(rl_adapter *a, const float *x, const float *dy, int n,
     float *dA = a->grads, *dB = a->grads + (size_t)r * di;
     float *h = a->work, *dh = a->work + (size_t)n * r;
     const float s = a->scaling;
-    rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r);   /* h = x Aᵀ */
+    if (!rl_fwd_cached(a, n)) rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r); /* h = x Aᵀ */
     rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, n, s, dy, dout, h, r, 1.0f, dB, r); /* dB += s dyᵀ h */
     rl_gemm(RL_NOTRANS, RL_NOTRANS, n, r, dout, s, dy, dout, B, r, 0.0f, dh, r); /* dh = s dy B */
     rl_gemm(RL_TRANS, RL_NOTRANS, r, di, n, 1.0f, dh, r, x, di, 1.0f, dA, di);   /* dA += dhᵀ x */

@@ -48,6 +48,11 @@ static inline void pair_of(const rl_adapter *a, int c, int *k, int *b)
  * materialised gradient: the buffer stays far below a weight's size. */
 #define UA_CHUNK 256
 
+/* The buffer of delta_weight's and the materialised gradient's chunks: the
+ * dUA block of the workspace, so that a forward's UA and H (kept for
+ * backward) survive a ΔW built between forward and backward (rl_layer). */
+static float *chunk_buf(rl_adapter *a) { return a->work + (a->max_tokens > 0 ? (size_t)a->K * a->mn : 0); }
+
 /* n_max > 0: UA and dUA whole plus H and dH for the factorised path;
  * n_max == 0 (materialised path only): one chunk of UA rows. */
 static size_t randlora_work_size(const rl_adapter *a, int n_max)
@@ -106,6 +111,7 @@ static void randlora_forward(rl_adapter *a, const float *x, int n, float *y)
         rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, di, 1.0f, x, di, UB, ldb, 0.0f, H, K);
         rl_gemm(RL_NOTRANS, RL_NOTRANS, n, dout, K, a->scaling, H, K, UA, mn, 1.0f, y, dout);
     }
+    rl_fwd_keep(a, n); /* UA and H */
 }
 
 /* dλ and dΓ from g = ∂L/∂UA rows [c0, c1) (row c at g[(c - c0) · mn]):
@@ -158,13 +164,14 @@ static void randlora_backward(rl_adapter *a, const float *x, const float *dy, in
     float *UA = a->work, *dUA = UA + (size_t)K * mn, *H = dUA + (size_t)K * mn;
     float *dH = H + (size_t)n * K;
     const float *UB = ub_of(a);
-    if (dx) build_ua(a, UA); /* UA serves dx only */
+    const bool kept = rl_fwd_cached(a, n); /* UA and H from the forward */
+    if (dx && !kept) build_ua(a, UA);      /* UA serves dx only */
     if (di <= dout) {
         rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, dout, s, dy, dout, UB, ldb, 0.0f, dH, K); /* dH = s dy UB */
         rl_gemm(RL_TRANS, RL_NOTRANS, K, di, n, 1.0f, dH, K, x, di, 0.0f, dUA, mn);   /* dUA = dHᵀ x */
         if (dx) rl_gemm(RL_NOTRANS, RL_NOTRANS, n, di, K, 1.0f, dH, K, UA, mn, 1.0f, dx, di); /* dx += dH UA */
     } else {
-        rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, di, 1.0f, x, di, UB, ldb, 0.0f, H, K);  /* H = x UB */
+        if (!kept) rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, di, 1.0f, x, di, UB, ldb, 0.0f, H, K); /* H = x UB */
         rl_gemm(RL_TRANS, RL_NOTRANS, K, dout, n, s, H, K, dy, dout, 0.0f, dUA, mn);  /* dUA = s Hᵀ dy */
         if (dx) {
             rl_gemm(RL_NOTRANS, RL_TRANS, n, K, dout, s, dy, dout, UA, mn, 0.0f, dH, K);  /* dH = s dy UAᵀ */
@@ -181,7 +188,7 @@ void rl_randlora_dx_acc(rl_adapter *a, const float *dy, int n, float *dx)
     const float s = a->scaling;
     float *UA = a->work, *dH = UA + 2 * (size_t)K * mn + (size_t)n * K;
     const float *UB = ub_of(a);
-    build_ua(a, UA);
+    if (!rl_fwd_cached(a, n)) build_ua(a, UA);
     if (di <= dout) {
         rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, dout, s, dy, dout, UB, ldb, 0.0f, dH, K); /* dH = s dy UB */
         rl_gemm(RL_NOTRANS, RL_NOTRANS, n, di, K, 1.0f, dH, K, UA, mn, 1.0f, dx, di);   /* dx += dH UA */
@@ -199,7 +206,7 @@ void rl_randlora_grads_from_G(rl_adapter *a, const float *G)
     }
     const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
     const float *UB = ub_of(a);
-    float *dUA = a->work; /* one chunk of rows at a time */
+    float *dUA = chunk_buf(a); /* one chunk of rows at a time */
     for (int c0 = 0; c0 < K; c0 += UA_CHUNK) {
         int c1 = c0 + UA_CHUNK < K ? c0 + UA_CHUNK : K, rows = c1 - c0;
         if (di <= dout) /* dUA = s · UB[:, c0:c1]ᵀ G      (rows, d_in),  UB (d_out, K) */
@@ -217,7 +224,7 @@ void rl_randlora_delta_weight_acc(rl_adapter *a, float *dw, float beta)
         return;
     }
     const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
-    float *UA = a->work; /* one chunk of rows at a time */
+    float *UA = chunk_buf(a); /* one chunk of rows at a time */
     const float *UB = ub_of(a);
     for (int c0 = 0; c0 < K; c0 += UA_CHUNK) {
         int c1 = c0 + UA_CHUNK < K ? c0 + UA_CHUNK : K, rows = c1 - c0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_fit.h>
@@ -66,17 +67,35 @@ rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *op
     if (!t) return rl_fail(RL_ENOMEM, "bench: no memory");
     for (int i = 0; i < o.warmup; i++) fn(ctx);
     int n = 0;
-    double start = rl_now(), cpu0 = rl_cpu_now();
+    double start = rl_now(), cpu0 = rl_cpu_now(), busy0 = rl_machine_busy_seconds();
     while (n < o.max_reps && (n < o.min_reps || rl_now() - start < o.min_seconds)) {
         double t0 = rl_now();
         fn(ctx);
         t[n++] = rl_now() - t0;
     }
-    double cpu = rl_cpu_now() - cpu0;
+    double cpu = rl_cpu_now() - cpu0, wall = rl_now() - start, busy1 = rl_machine_busy_seconds();
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     rl_status st = rl_stats_summarise(t, n, &out->wall);
     out->cpu_per_call = cpu / n;
+    out->foreign_cpu = busy0 >= 0 && busy1 >= 0 && ncpu > 0 && wall > 0
+                           ? fmax(0.0, (busy1 - busy0 - cpu) / (wall * (double)ncpu))
+                           : NAN;
     free(t);
     return st;
+}
+
+double rl_machine_busy_seconds(void)
+{
+    FILE *fp = fopen("/proc/stat", "r");
+    if (!fp) return -1;
+    unsigned long long v[8] = {0};
+    int got = fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                     &v[6], &v[7]);
+    fclose(fp);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (got < 8 || hz <= 0) return -1;
+    /* user nice system idle iowait irq softirq steal: all but idle and iowait */
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)hz;
 }
 
 static size_t status_kb(const char *field)

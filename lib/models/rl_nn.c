@@ -4,13 +4,14 @@
 #include <math.h>
 #include <string.h>
 
-#include "../core/rl_blas.h"
+#include "../core/rl_par.h"
 
 /* ---- layernorm ---- */
 
 void rl_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *gamma,
                           const float *beta, int n, int d)
 {
+    RL_PAR_FOR_W(n, d)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d;
         double m = 0, v = 0;
@@ -28,11 +29,14 @@ void rl_layernorm_forward(float *y, float *mean, float *rstd, const float *x, co
 
 /* With x̂ = (x - mean)·rstd and g = dy ⊙ γ:
  *   dx = rstd · (g - mean(g) - x̂ · mean(g ⊙ x̂))
- *   dγ += Σ_rows dy ⊙ x̂,   dβ += Σ_rows dy                                  */
+ *   dγ += Σ_rows dy ⊙ x̂,   dβ += Σ_rows dy
+ * dx row by row; dγ, dβ column by column (each column sums its rows in
+ * order), so that threads never share an output (rl_par.h). */
 void rl_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                            const float *mean, const float *rstd, const float *gamma, int n, int d,
                            int dx_accumulate)
 {
+    RL_PAR_FOR_W(n, d)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d, *dyi = dy + (size_t)i * d;
         float *dxi = dx + (size_t)i * d;
@@ -42,8 +46,6 @@ void rl_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *
             float g = dyi[j] * gamma[j];
             sg += g;
             sgx += g * xh;
-            if (dgamma) dgamma[j] += dyi[j] * xh;
-            if (dbeta) dbeta[j] += dyi[j];
         }
         float mg = (float)(sg / d), mgx = (float)(sgx / d);
         for (int j = 0; j < d; j++) {
@@ -52,12 +54,25 @@ void rl_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *
             dxi[j] = dx_accumulate ? dxi[j] + v : v;
         }
     }
+    if (!dgamma && !dbeta) return;
+    RL_PAR_FOR_W(d, n)
+    for (int j = 0; j < d; j++) {
+        float sgam = dgamma ? dgamma[j] : 0.0f, sbet = dbeta ? dbeta[j] : 0.0f;
+        for (int i = 0; i < n; i++) {
+            const float dyij = dy[(size_t)i * d + j];
+            sgam += dyij * ((x[(size_t)i * d + j] - mean[i]) * rstd[i]);
+            sbet += dyij;
+        }
+        if (dgamma) dgamma[j] = sgam;
+        if (dbeta) dbeta[j] = sbet;
+    }
 }
 
 /* ---- gelu ---- */
 
 void rl_gelu_forward(float *y, const float *x, size_t n)
 {
+    RL_PAR_FOR_W(n, 8)
     for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
@@ -65,6 +80,7 @@ void rl_gelu_forward(float *y, const float *x, size_t n)
 void rl_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
 {
     const float inv_sqrt_2pi = 0.3989422804014327f;
+    RL_PAR_FOR_W(n, 8)
     for (size_t i = 0; i < n; i++) {
         float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
         float pdf = inv_sqrt_2pi * expf(-0.5f * x[i] * x[i]);
@@ -113,29 +129,72 @@ double rl_mse_forward_backward(float *dz, const float *z, const float *t, int n,
     return loss / n;
 }
 
-/* ---- attention ---- */
+/* ---- attention ----
+ *
+ * One (sequence, head) pair per iteration of a loop on the loop threads
+ * (rl_par.h); each pair writes only its own rows of o, P, dq, dk, dv and its
+ * own T·T block of the scratch, so threads share no output. The products are
+ * small (T·T·dh per head: 16·16·16 in the ViT of rl_model.h), written as
+ * plain loops with float accumulators in a fixed order. */
+
+/* out (T, dh) row stride d := alpha · A (T, T) · X (T, dh) row stride d */
+static void small_mm(float *out, float alpha, const float *A, const float *X, int T, int dh, int d)
+{
+    for (int r = 0; r < T; r++) {
+        float *o = out + (size_t)r * d;
+        for (int e = 0; e < dh; e++) o[e] = 0.0f;
+        for (int c = 0; c < T; c++) {
+            const float a = alpha * A[(size_t)r * T + c], *x = X + (size_t)c * d;
+            for (int e = 0; e < dh; e++) o[e] += a * x[e];
+        }
+    }
+}
+
+/* out (T, dh) row stride d := alpha · Aᵀ (A is (T, T)) · X (T, dh) row stride d */
+static void small_mm_t(float *out, float alpha, const float *A, const float *X, int T, int dh, int d)
+{
+    for (int c = 0; c < T; c++) {
+        float *o = out + (size_t)c * d;
+        for (int e = 0; e < dh; e++) o[e] = 0.0f;
+        for (int r = 0; r < T; r++) {
+            const float a = alpha * A[(size_t)r * T + c], *x = X + (size_t)r * d;
+            for (int e = 0; e < dh; e++) o[e] += a * x[e];
+        }
+    }
+}
+
+/* S (T, T) := alpha · X Yᵀ for X, Y (T, dh) row stride d */
+static void small_abt(float *S, float alpha, const float *X, const float *Y, int T, int dh, int d)
+{
+    for (int r = 0; r < T; r++)
+        for (int c = 0; c < T; c++) {
+            const float *x = X + (size_t)r * d, *y = Y + (size_t)c * d;
+            float acc = 0.0f;
+            for (int e = 0; e < dh; e++) acc += x[e] * y[e];
+            S[(size_t)r * T + c] = alpha * acc;
+        }
+}
 
 void rl_attention_forward(float *o, float *P, const float *q, const float *k, const float *v, int B,
                           int T, int d, int h)
 {
     const int dh = d / h;
     const float scale = 1.0f / sqrtf((float)dh);
-    for (int b = 0; b < B; b++)
-        for (int j = 0; j < h; j++) {
-            const size_t off = (size_t)b * T * d + (size_t)j * dh;
-            float *Pb = P + ((size_t)b * h + j) * T * T;
-            /* S = q kᵀ / √dh  (T, T) */
-            rl_gemm(RL_NOTRANS, RL_TRANS, T, T, dh, scale, q + off, d, k + off, d, 0.0f, Pb, T);
-            for (int r = 0; r < T; r++) {
-                float *row = Pb + (size_t)r * T, mx = row[0];
-                for (int c = 1; c < T; c++) mx = row[c] > mx ? row[c] : mx;
-                float s = 0;
-                for (int c = 0; c < T; c++) s += row[c] = expf(row[c] - mx);
-                for (int c = 0; c < T; c++) row[c] /= s;
-            }
-            /* o = P v  (T, dh) */
-            rl_gemm(RL_NOTRANS, RL_NOTRANS, T, dh, T, 1.0f, Pb, T, v + off, d, 0.0f, o + off, d);
+    RL_PAR_FOR_W(B * h, (size_t)T * T * dh)
+    for (int bj = 0; bj < B * h; bj++) {
+        const int b = bj / h, j = bj % h;
+        const size_t off = (size_t)b * T * d + (size_t)j * dh;
+        float *Pb = P + (size_t)bj * T * T;
+        small_abt(Pb, scale, q + off, k + off, T, dh, d); /* S = q kᵀ / √dh  (T, T) */
+        for (int r = 0; r < T; r++) {
+            float *row = Pb + (size_t)r * T, mx = row[0];
+            for (int c = 1; c < T; c++) mx = row[c] > mx ? row[c] : mx;
+            float s = 0;
+            for (int c = 0; c < T; c++) s += row[c] = expf(row[c] - mx);
+            for (int c = 0; c < T; c++) row[c] /= s;
         }
+        small_mm(o + off, 1.0f, Pb, v + off, T, dh, d); /* o = P v  (T, dh) */
+    }
 }
 
 /* dv = Pᵀ do;  dP = do vᵀ;  dS = P ⊙ (dP - rowsum(dP ⊙ P));
@@ -146,20 +205,22 @@ void rl_attention_backward(float *dq, float *dk, float *dv, float *dP, const flo
 {
     const int dh = d / h;
     const float scale = 1.0f / sqrtf((float)dh);
-    for (int b = 0; b < B; b++)
-        for (int j = 0; j < h; j++) {
-            const size_t off = (size_t)b * T * d + (size_t)j * dh;
-            const float *Pb = P + ((size_t)b * h + j) * T * T;
-            rl_gemm(RL_TRANS, RL_NOTRANS, T, dh, T, 1.0f, Pb, T, dout + off, d, 0.0f, dv + off, d);
-            rl_gemm(RL_NOTRANS, RL_TRANS, T, T, dh, 1.0f, dout + off, d, v + off, d, 0.0f, dP, T);
-            for (int r = 0; r < T; r++) {
-                float *dr = dP + (size_t)r * T;
-                const float *pr = Pb + (size_t)r * T;
-                float s = 0;
-                for (int c = 0; c < T; c++) s += dr[c] * pr[c];
-                for (int c = 0; c < T; c++) dr[c] = pr[c] * (dr[c] - s);
-            }
-            rl_gemm(RL_NOTRANS, RL_NOTRANS, T, dh, T, scale, dP, T, k + off, d, 0.0f, dq + off, d);
-            rl_gemm(RL_TRANS, RL_NOTRANS, T, dh, T, scale, dP, T, q + off, d, 0.0f, dk + off, d);
+    RL_PAR_FOR_W(B * h, (size_t)T * T * dh)
+    for (int bj = 0; bj < B * h; bj++) {
+        const int b = bj / h, j = bj % h;
+        const size_t off = (size_t)b * T * d + (size_t)j * dh;
+        const float *Pb = P + (size_t)bj * T * T;
+        float *dPb = dP + (size_t)bj * T * T;
+        small_mm_t(dv + off, 1.0f, Pb, dout + off, T, dh, d);
+        small_abt(dPb, 1.0f, dout + off, v + off, T, dh, d);
+        for (int r = 0; r < T; r++) {
+            float *dr = dPb + (size_t)r * T;
+            const float *pr = Pb + (size_t)r * T;
+            float s = 0;
+            for (int c = 0; c < T; c++) s += dr[c] * pr[c];
+            for (int c = 0; c < T; c++) dr[c] = pr[c] * (dr[c] - s);
         }
+        small_mm(dq + off, scale, dPb, k + off, T, dh, d);
+        small_mm_t(dk + off, scale, dPb, q + off, T, dh, d);
+    }
 }

@@ -31,7 +31,7 @@ rl_status bench_sgemm_rate(int threads, double *gflops)
     if (threads < 1 || threads > 64) return rl_fail(RL_EINVAL, "threads %d outside 1..64", threads);
     if (cached[threads] <= 0) {
         rl_blas_set_threads(threads);
-        RL_TRY(rl_sgemm_gflops(1024, 1.0, &cached[threads]));
+        RL_TRY(rl_blas_sgemm_rate(1024, 1.0, &cached[threads]));
     }
     *gflops = cached[threads];
     return RL_OK;
@@ -374,29 +374,31 @@ rl_status bench_run(const bench_config *c, bench_result *out)
     return st;
 }
 
+/* The columns of issue 7's harness first, in their order (the gnuplot scripts read
+ * them by number), then what issue 13 added. */
 const char *bench_csv_header(void)
 {
-    return "model,method,bases,path,chosen,r,out,in,tokens,layers,dx,threads,params,median_ms,p25_ms,p75_ms,"
-           "ci95_lo_ms,ci95_hi_ms,cpu_ms,reps,first_ms,inner_ms,gflop,gflops,sgemm_gflops,sgemm_fraction,bound_ms,"
-           "fma_gflops,peak_tensor_bytes,peak_rss_bytes,foreign_cpu,core";
+    return "method,bases,path,chosen,r,out,in,tokens,layers,threads,params,median_ms,p25_ms,p75_ms,"
+           "ci95_lo_ms,ci95_hi_ms,cpu_ms,reps,gflop,gflops,sgemm_gflops,sgemm_fraction,bound_ms,"
+           "peak_tensor_bytes,peak_rss_bytes,core,model,dx,first_ms,inner_ms,fma_gflops,foreign_cpu";
 }
 
 void bench_csv_row(const bench_result *r, char *buf, size_t len)
 {
     const bench_config *c = &r->cfg;
     const rl_summary *w = &r->time.wall;
-    bool has_bases = c->method == RL_METHOD_RANDLORA;
+    const bool has_bases = c->method == RL_METHOD_RANDLORA, vit = c->model == BENCH_VIT;
     snprintf(buf, len,
-             "%s,%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%d,%zu,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.4f,%.4f,%.5f,%.2f,%.2f,%.4f,"
-             "%.4f,%.2f,%zu,%zu,%.4f,%s\n",
-             c->model == BENCH_VIT ? "vit" : "layer", rl_method_name(c->method),
-             has_bases ? rl_bases_kind_name(c->bases) : "-", c->method == RL_METHOD_RANDLORA ? rl_path_name(c->path) : "-",
-             r->chosen, c->method == RL_METHOD_FULL ? 0 : c->r, c->model == BENCH_VIT ? 64 : c->d_out,
-             c->model == BENCH_VIT ? 64 : c->d_in, c->tokens, c->model == BENCH_VIT ? 4 : c->layers,
-             c->model == BENCH_VIT || c->dx || c->layers > 1 ? 1 : 0, c->threads, r->params, 1e3 * w->median,
-             1e3 * w->p25, 1e3 * w->p75, 1e3 * w->ci_lo, 1e3 * w->ci_hi, 1e3 * r->time.cpu_per_call, w->n, r->first_ms,
-             r->inner_ms, r->gflop, r->gflops, r->sgemm_gflops, r->gflops / r->sgemm_gflops, r->bound_ms, r->fma_gflops,
-             r->peak_tensor_bytes, r->peak_rss_bytes, r->time.foreign_cpu, rl_blas_corename());
+             "%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%zu,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.5f,%.2f,%.2f,%.4f,%.4f,"
+             "%zu,%zu,%s,%s,%d,%.4f,%.4f,%.2f,%.4f\n",
+             rl_method_name(c->method), has_bases ? rl_bases_kind_name(c->bases) : "-",
+             c->method == RL_METHOD_RANDLORA ? rl_path_name(c->path) : "-", r->chosen,
+             c->method == RL_METHOD_FULL ? 0 : c->r, vit ? 64 : c->d_out, vit ? 64 : c->d_in, c->tokens,
+             vit ? 4 : c->layers, c->threads, r->params, 1e3 * w->median, 1e3 * w->p25, 1e3 * w->p75,
+             1e3 * w->ci_lo, 1e3 * w->ci_hi, 1e3 * r->time.cpu_per_call, w->n, r->gflop, r->gflops, r->sgemm_gflops,
+             r->gflops / r->sgemm_gflops, r->bound_ms, r->peak_tensor_bytes, r->peak_rss_bytes, rl_blas_corename(),
+             vit ? "vit" : "layer", vit || c->dx || c->layers > 1 ? 1 : 0, r->first_ms, r->inner_ms, r->fma_gflops,
+             r->time.foreign_cpu);
 }
 
 /* ---- the command ---- */
@@ -542,13 +544,14 @@ int cmd_bench(int argc, char **argv)
     else
         printf("%s%s%s r=%d %dx%d tokens=%d layers=%d dx=%s threads=%d path=%s params=%zu\n", rl_method_name(c.method),
                c.method == RL_METHOD_RANDLORA ? "/" : "", c.method == RL_METHOD_RANDLORA ? rl_bases_kind_name(c.bases) : "",
-               c.r, c.d_out, c.d_in, c.tokens, c.layers, c.dx ? "all layers" : c.layers > 1 ? "all but the first" : "no",
-               c.threads, r.chosen, r.params);
+               c.r, c.d_out, c.d_in, c.tokens, c.layers,
+               c.layers > 1 ? (c.dx ? "every layer" : "every layer but the first") : (c.dx ? "yes" : "no"), c.threads,
+               r.chosen, r.params);
     printf("  step  median %.3f ms  IQR [%.3f, %.3f]  median 95%% CI [%.3f, %.3f] (%.1f%%)  n=%d  cpu %.3f ms\n",
            1e3 * w->median, 1e3 * w->p25, 1e3 * w->p75, 1e3 * w->ci_lo, 1e3 * w->ci_hi,
            100 * w->ci_coverage, w->n, 1e3 * r.time.cpu_per_call);
     if (c.layers > 1)
-        printf("  per layer: first %.3f ms (no dx%s), inner %.3f ms (mean of %d)\n", r.first_ms, c.dx ? " asked: dx" : "",
+        printf("  per layer: first %.3f ms (%s), inner %.3f ms (mean of %d)\n", r.first_ms, c.dx ? "with dx" : "no dx",
                r.inner_ms, c.layers - 1);
     if (r.gflop > 0)
         printf("  FLOP model %.4f GFLOP -> %.1f GFLOP/s = %.0f%% of SGEMM %.1f GFLOP/s (bound %.3f ms, %.2fx)\n",

@@ -30,7 +30,7 @@ OUT=${OUT:-results/bench}
 ROUNDS=${ROUNDS:-3}
 PEFT_SRC=${PEFT_SRC:-}
 OPENBLAS_DIR=${OPENBLAS_DIR:-}
-QUIET_WAIT=${QUIET_WAIT:-600}
+QUIET_WAIT=${QUIET_WAIT:-600}   # seconds to wait for a quiet machine before each round
 PY=/usr/bin/python3
 REF=experiments/reference/peft_bench.py
 mkdir -p "$OUT"
@@ -51,29 +51,32 @@ py_env=(env "OPENBLAS_CORETYPE=$core")
 [ -n "$OPENBLAS_DIR" ] && [ -d "$OPENBLAS_DIR" ] && py_env+=("LD_LIBRARY_PATH=$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 
 # ---- the grid: kind method tokens dx threads r ----
+# SMOKE=1: the same grid on tiny inputs and 2 timed steps (checks the plumbing; no target means anything)
+T1=4096 T2=1024 BATCH=128 REPS=""
+if [ "${SMOKE:-0}" = 1 ]; then T1=256 T2=64 BATCH=8 REPS="--min-reps 2 --max-reps 2 --seconds 0.01"; fi
 configs=()
 for th in 1 2; do
     for m in randlora lora vera; do
-        for tok in 4096 1024; do
+        for tok in $T1 $T2; do
             for dx in 0 1; do configs+=("layer $m $tok $dx $th 32"); done
         done
     done
-    for m in randlora lora vera; do configs+=("stack $m 4096 1 $th 32"); done
-    configs+=("vit randlora 128 1 $th 32" "vit lora 128 1 $th 8" "vit vera 128 1 $th 256")
+    for m in randlora lora vera; do configs+=("stack $m $T1 1 $th 32"); done
+    configs+=("vit randlora $BATCH 1 $th 32" "vit lora $BATCH 1 $th 8" "vit vera $BATCH 1 $th 256")
 done
 
 c_cmd() { # kind method tokens dx threads r
     case $1 in
-    layer) echo "$R bench --csv --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 $([ "$4" = 1 ] && echo --dx)" ;;
-    stack) echo "$R bench --csv --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 --layers 4" ;;
-    vit) echo "$R bench --csv --model vit --method $2 --r $6 --tokens $3 --threads $5" ;;
+    layer) echo "$R bench --csv --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 $REPS $([ "$4" = 1 ] && echo --dx)" ;;
+    stack) echo "$R bench --csv --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 --layers 4 $REPS" ;;
+    vit) echo "$R bench --csv --model vit --method $2 --r $6 --tokens $3 --threads $5 $REPS" ;;
     esac
 }
 py_cmd() {
     local src=""
     [ -n "$PEFT_SRC" ] && src="--peft-src $PEFT_SRC"
     if [ -z "$PEFT_SRC" ] && { [ "$1" != layer ] || [ "$2" = vera ]; }; then return 1; fi
-    echo "$PY $REF $src --csv --kind $1 --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 --layers 4 $([ "$4" = 1 ] && [ "$1" = layer ] && echo --dx)"
+    echo "$PY $REF $src --csv --kind $1 --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 --layers 4 $REPS $([ "$4" = 1 ] && [ "$1" = layer ] && echo --dx)"
 }
 
 # other processes' share of the machine over 2 s (0..1)

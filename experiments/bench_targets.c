@@ -84,8 +84,8 @@ static const char *first_cell(const csv_table *t, const cfg_key *k, const char *
 typedef struct {
     cfg_key k;
     int c_n, ref_n;
-    double c_ms, ref_ms, speedup, bound_ms, first_ms, inner_ms, gflop, c_rss, ref_rss, foreign;
-    char chosen[64], ref_impl[16], core[24];
+    double c_ms, ref_ms, speedup, bound_ms, first_ms, inner_ms, gflop, c_rss, c_tensor, ref_rss, foreign;
+    char chosen[64], ref_impl[16], core[24], ref_version[48];
 } cmp_row;
 
 typedef struct {
@@ -127,6 +127,7 @@ static void build(cmp_set *s, const csv_table *c, const csv_table *py)
         x->inner_ms = med(c, &x->k, "inner_ms", NULL);
         x->gflop = med(c, &x->k, "gflop", NULL);
         x->c_rss = med(c, &x->k, "peak_rss_bytes", NULL);
+        x->c_tensor = med(c, &x->k, "peak_tensor_bytes", NULL);
         x->foreign = maxcol(c, &x->k, "foreign_cpu");
         snprintf(x->chosen, sizeof x->chosen, "%s", first_cell(c, &x->k, "chosen"));
         snprintf(x->core, sizeof x->core, "%s", first_cell(c, &x->k, "core"));
@@ -135,6 +136,9 @@ static void build(cmp_set *s, const csv_table *c, const csv_table *py)
             x->ref_ms = med(py, &x->k, "median_ms", &x->ref_n);
             x->ref_rss = med(py, &x->k, "peak_rss_bytes", NULL);
             snprintf(x->ref_impl, sizeof x->ref_impl, "%s", first_cell(py, &x->k, "impl"));
+            snprintf(x->ref_version, sizeof x->ref_version, "torch %s PEFT %s", first_cell(py, &x->k, "torch_version"),
+                     first_cell(py, &x->k, "peft_version"));
+            if (x->ref_n == 0) x->ref_impl[0] = x->ref_version[0] = '\0';
             double fr = maxcol(py, &x->k, "foreign_cpu");
             if (!isnan(fr) && (isnan(x->foreign) || fr > x->foreign)) x->foreign = fr;
             x->speedup = x->ref_ms / x->c_ms;
@@ -202,15 +206,15 @@ int bench_targets(const char *dir)
     rl_status st = rl_atomic_open(&af, p);
     if (st == RL_OK) {
         fprintf(af.fp, "kind,method,tokens,dx,threads,c_rounds,c_ms,bound_ms,c_over_bound,gflop,chosen,first_ms,"
-                       "inner_ms,c_peak_rss_bytes,ref_impl,ref_rounds,ref_ms,ref_peak_rss_bytes,speedup,"
-                       "foreign_cpu_max,core\n");
+                       "inner_ms,c_peak_rss_bytes,c_peak_tensor_bytes,ref_impl,ref_rounds,ref_ms,ref_peak_rss_bytes,"
+                       "speedup,foreign_cpu_max,core,ref_version\n");
         for (int i = 0; i < s.n; i++) {
             cmp_row *x = &s.r[i];
-            fprintf(af.fp, "%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.5f,%s,%.4f,%.4f,%.0f,%s,%d,%.4f,%.0f,%.4f,%.4f,%s\n",
+            fprintf(af.fp, "%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.5f,%s,%.4f,%.4f,%.0f,%.0f,%s,%d,%.4f,%.0f,%.4f,%.4f,%s,%s\n",
                     x->k.kind, x->k.method, x->k.tokens, x->k.dx, x->k.threads, x->c_n, x->c_ms, x->bound_ms,
-                    x->c_ms / x->bound_ms, x->gflop, x->chosen, x->first_ms, x->inner_ms, x->c_rss,
+                    x->c_ms / x->bound_ms, x->gflop, x->chosen, x->first_ms, x->inner_ms, x->c_rss, x->c_tensor,
                     x->ref_impl[0] ? x->ref_impl : "-", x->ref_n, x->ref_ms, x->ref_rss, x->speedup, x->foreign,
-                    x->core);
+                    x->core, x->ref_version[0] ? x->ref_version : "-");
         }
         st = rl_atomic_commit(&af);
     }

@@ -57,7 +57,10 @@ void kernels_choose(char **argv)
         snprintf(note, sizeof note, "%s (OpenBLAS's own choice; %s failed the SGEMM check)", core,
                  strchr(state + 9, ':') ? strchr(state + 9, ':') + 1 : "?");
     } else if (user && *user) {
-        snprintf(note, sizeof note, "%s (OPENBLAS_CORETYPE=%s set by the user; CPU tier %s)", core, user, tier);
+        const char *best = rl_blas_upgrade(core, &f);
+        snprintf(note, sizeof note, "%s (OPENBLAS_CORETYPE=%s set by the user; CPU tier %s%s%s%s)", core, user, tier,
+                 best ? ": below it, unset the variable to let randlora choose " : "", best ? best : "",
+                 best ? " kernels" : "");
     } else if (state && strcmp(state, "off") == 0) {
         snprintf(note, sizeof note, "%s (OpenBLAS's own choice; %s=off)", core, STATE_VAR);
     } else {

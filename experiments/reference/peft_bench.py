@@ -346,7 +346,7 @@ def run(a):
     dx = 1 if (a.kind != "layer" or need_dx) else 0  # a stack's and a model's inner layers compute dx
     row = [impl, a.kind, a.method, a.r, dims[0], dims[1], a.tokens, layers, dx, a.threads,
            "%.4f" % res["median_ms"], "%.4f" % res["p25_ms"], "%.4f" % res["p75_ms"], res["reps"],
-           peak_rss_bytes(), "%.4f" % res["foreign_cpu"], core, os.path.basename(blas), torch.__version__,
+           peak_rss_bytes(), "%.4f" % res["foreign_cpu"], core, "/".join(blas.split("/")[-2:]), torch.__version__,
            peft_version]
     if a.csv:
         print(CSV_HEADER)

@@ -125,41 +125,6 @@ rl_status rl_rss_reset_peak(void)
     return ok ? RL_OK : rl_fail(RL_EIO, "/proc/self/clear_refs: the kernel refused a peak reset");
 }
 
-typedef struct {
-    int n;
-    float *a, *b, *c;
-} sgemm_ctx;
-
-static void sgemm_call(void *p)
-{
-    sgemm_ctx *s = p;
-    rl_gemm(RL_NOTRANS, RL_NOTRANS, s->n, s->n, s->n, 1.0f, s->a, s->n, s->b, s->n, 0.0f, s->c, s->n);
-}
-
-rl_status rl_sgemm_gflops(int size, double seconds, double *gflops)
-{
-    if (size < 16) return rl_fail(RL_EINVAL, "sgemm probe: size %d too small", size);
-    size_t nn = (size_t)size * size;
-    sgemm_ctx s = {size, rl_alloc_floats(nn), rl_alloc_floats(nn), rl_alloc_floats(nn)};
-    rl_status st = RL_OK;
-    if (!s.a || !s.b || !s.c) {
-        st = rl_fail(RL_ENOMEM, "sgemm probe: cannot allocate 3 x %dx%d", size, size);
-    } else {
-        rl_mt g;
-        rl_mt_seed(&g, 1);
-        rl_mt_fill_normal(&g, s.a, nn, 1.0f);
-        rl_mt_fill_normal(&g, s.b, nn, 1.0f);
-        rl_bench_opts o = {.warmup = 2, .min_reps = 7, .max_reps = 200, .min_seconds = seconds};
-        rl_bench_result r;
-        st = rl_bench_run(sgemm_call, &s, &o, &r);
-        if (st == RL_OK) *gflops = 2.0 * (double)size * size * size / r.wall.median / 1e9;
-    }
-    rl_dealloc(s.a);
-    rl_dealloc(s.b);
-    rl_dealloc(s.c);
-    return st;
-}
-
 rl_status rl_fit_loglog(const double *x, const double *y, int n, double *slope, double *intercept,
                         double *r2)
 {

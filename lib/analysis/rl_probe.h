@@ -66,10 +66,6 @@ size_t rl_rss_bytes(void);
 /* Reset VmHWM to the current RSS; RL_EIO if the kernel refuses. */
 rl_status rl_rss_reset_peak(void);
 
-/* This machine's SGEMM rate in GFLOP/s at the current OpenBLAS thread count:
- * the median of timed square size x size products (row-major, alpha 1,
- * beta 0) over about `seconds`. */
-rl_status rl_sgemm_gflops(int size, double seconds, double *gflops);
 
 
 

@@ -14,6 +14,7 @@
 #include <omp.h>
 #endif
 
+#include "rl_clock.h"
 #include "rl_rng.h"
 
 void rl_gemm(rl_trans ta, rl_trans tb, int m, int n, int k,
@@ -82,6 +83,46 @@ void rl_blas_set_threads(int n)
 int rl_blas_threads(void) { return openblas_get_num_threads(); }
 const char *rl_blas_corename(void) { return openblas_get_corename(); }
 const char *rl_blas_config(void) { return openblas_get_config(); }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+rl_status rl_blas_sgemm_rate(int size, double seconds, double *gflops)
+{
+    if (size < 16) return rl_fail(RL_EINVAL, "sgemm rate: size %d too small", size);
+    const size_t nn = (size_t)size * size;
+    enum { MAX_CALLS = 200 };
+    float *a = malloc(nn * sizeof *a), *b = malloc(nn * sizeof *b), *c = malloc(nn * sizeof *c);
+    double *t = malloc(MAX_CALLS * sizeof *t);
+    rl_status st = a && b && c && t ? RL_OK : rl_fail(RL_ENOMEM, "sgemm rate: cannot allocate 3 x %dx%d", size, size);
+    if (st == RL_OK) {
+        rl_mt g;
+        rl_mt_seed(&g, 1);
+        for (size_t i = 0; i < nn; i++) {
+            a[i] = 2 * rl_mt_uniform01(&g) - 1;
+            b[i] = 2 * rl_mt_uniform01(&g) - 1;
+        }
+        for (int w = 0; w < 2; w++) rl_gemm(RL_NOTRANS, RL_NOTRANS, size, size, size, 1.0f, a, size, b, size, 0.0f, c, size);
+        int n = 0;
+        double start = rl_now();
+        while (n < MAX_CALLS && (n < 7 || rl_now() - start < seconds)) {
+            double t0 = rl_now();
+            rl_gemm(RL_NOTRANS, RL_NOTRANS, size, size, size, 1.0f, a, size, b, size, 0.0f, c, size);
+            t[n++] = rl_now() - t0;
+        }
+        qsort(t, (size_t)n, sizeof *t, cmp_double);
+        double med = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+        *gflops = 2.0 * (double)size * size * size / med / 1e9;
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(t);
+    return st;
+}
 
 /* ---- kernel choice ---- */
 

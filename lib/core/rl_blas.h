@@ -59,6 +59,11 @@ const char *rl_blas_threading(void);
 const char *rl_blas_corename(void);
 const char *rl_blas_config(void);
 
+/* This machine's SGEMM rate in GFLOP/s at the current thread count: the
+ * median of timed square size x size products (row-major, alpha 1, beta 0),
+ * after 2 untimed ones, over at least 7 calls and `seconds`. */
+rl_status rl_blas_sgemm_rate(int size, double seconds, double *gflops);
+
 /* ---- kernel choice ---- */
 
 /* The vector tier an OpenBLAS core's kernels use; -1 for a name this table

@@ -41,6 +41,10 @@ trap 'rm -rf "$tmp"' EXIT
 { "$R" bench --machine --csv --threads 1; "$R" bench --machine --csv --threads 2 | tail -n 1; } > "$tmp/machine.csv"
 cat "$tmp/machine.csv"
 core=$(awk -F, 'NR == 2 { print $2 }' "$tmp/machine.csv")
+if grep -q "below it" "$tmp/machine.csv"; then
+    echo "bench.sh: WARNING: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE holds OpenBLAS below this CPU's kernels; every figure"
+    echo "bench.sh: WARNING: of this run (C and PyTorch) is taken on them. Unset it to measure on the kernels randlora picks."
+fi
 
 # ---- is PyTorch there? ----
 have_torch=0

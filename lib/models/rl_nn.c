@@ -2,6 +2,7 @@
 #include "rl_nn.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "../core/rl_par.h"
@@ -137,27 +138,15 @@ double rl_mse_forward_backward(float *dz, const float *z, const float *t, int n,
  * small (T·T·dh per head: 16·16·16 in the ViT of rl_model.h), written as
  * plain loops with float accumulators in a fixed order. */
 
-/* out (T, dh) row stride d := alpha · A (T, T) · X (T, dh) row stride d */
-static void small_mm(float *out, float alpha, const float *A, const float *X, int T, int dh, int d)
+/* out (T, dh) row stride d := alpha · op(A) · X, A (T, T), op(A) = A or Aᵀ,
+ * X (T, dh) row stride d */
+static void small_mm(float *out, float alpha, const float *A, bool trans, const float *X, int T, int dh, int d)
 {
     for (int r = 0; r < T; r++) {
         float *o = out + (size_t)r * d;
         for (int e = 0; e < dh; e++) o[e] = 0.0f;
         for (int c = 0; c < T; c++) {
-            const float a = alpha * A[(size_t)r * T + c], *x = X + (size_t)c * d;
-            for (int e = 0; e < dh; e++) o[e] += a * x[e];
-        }
-    }
-}
-
-/* out (T, dh) row stride d := alpha · Aᵀ (A is (T, T)) · X (T, dh) row stride d */
-static void small_mm_t(float *out, float alpha, const float *A, const float *X, int T, int dh, int d)
-{
-    for (int c = 0; c < T; c++) {
-        float *o = out + (size_t)c * d;
-        for (int e = 0; e < dh; e++) o[e] = 0.0f;
-        for (int r = 0; r < T; r++) {
-            const float a = alpha * A[(size_t)r * T + c], *x = X + (size_t)r * d;
+            const float a = alpha * (trans ? A[(size_t)c * T + r] : A[(size_t)r * T + c]), *x = X + (size_t)c * d;
             for (int e = 0; e < dh; e++) o[e] += a * x[e];
         }
     }
@@ -193,7 +182,7 @@ void rl_attention_forward(float *o, float *P, const float *q, const float *k, co
             for (int c = 0; c < T; c++) s += row[c] = expf(row[c] - mx);
             for (int c = 0; c < T; c++) row[c] /= s;
         }
-        small_mm(o + off, 1.0f, Pb, v + off, T, dh, d); /* o = P v  (T, dh) */
+        small_mm(o + off, 1.0f, Pb, false, v + off, T, dh, d); /* o = P v  (T, dh) */
     }
 }
 
@@ -211,7 +200,7 @@ void rl_attention_backward(float *dq, float *dk, float *dv, float *dP, const flo
         const size_t off = (size_t)b * T * d + (size_t)j * dh;
         const float *Pb = P + (size_t)bj * T * T;
         float *dPb = dP + (size_t)bj * T * T;
-        small_mm_t(dv + off, 1.0f, Pb, dout + off, T, dh, d);
+        small_mm(dv + off, 1.0f, Pb, true, dout + off, T, dh, d);
         small_abt(dPb, 1.0f, dout + off, v + off, T, dh, d);
         for (int r = 0; r < T; r++) {
             float *dr = dPb + (size_t)r * T;
@@ -220,7 +209,7 @@ void rl_attention_backward(float *dq, float *dk, float *dv, float *dP, const flo
             for (int c = 0; c < T; c++) s += dr[c] * pr[c];
             for (int c = 0; c < T; c++) dr[c] = pr[c] * (dr[c] - s);
         }
-        small_mm(dq + off, scale, dPb, k + off, T, dh, d);
-        small_mm_t(dk + off, scale, dPb, q + off, T, dh, d);
+        small_mm(dq + off, scale, dPb, false, k + off, T, dh, d);
+        small_mm(dk + off, scale, dPb, true, q + off, T, dh, d);
     }
 }

@@ -37,7 +37,7 @@ endif
 endif
 PKGS    := lapacke gsl jansson zlib
 PKG_CFLAGS := $(shell $(BLAS_PC) pkg-config --cflags openblas 2>/dev/null) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs jansson zlib 2>/dev/null) -llapacke -lgsl $(shell $(BLAS_PC) pkg-config --libs openblas 2>/dev/null) $(BLAS_RPATH) -lm
+PKG_LIBS   := $(shell pkg-config --libs jansson zlib 2>/dev/null) -llapacke -lgsl $(shell $(BLAS_PC) pkg-config --libs openblas 2>/dev/null) $(BLAS_RPATH) -lmvec -lm
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
 CRIT_LIBS   := $(shell pkg-config --libs criterion 2>/dev/null)
 

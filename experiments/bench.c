@@ -64,16 +64,15 @@ typedef struct {
 
 static void relu(float *out, const float *in, size_t m)
 {
-    RL_PAR_FOR(m)
+    RL_PAR_FOR_SIMD(m)
     for (size_t e = 0; e < m; e++) out[e] = in[e] > 0 ? in[e] : 0.0f;
 }
 
 /* dx := 0 where the ReLU's input was <= 0 */
 static void relu_mask(float *dx, const float *pre, size_t m)
 {
-    RL_PAR_FOR(m)
-    for (size_t e = 0; e < m; e++)
-        if (pre[e] <= 0) dx[e] = 0.0f;
+    RL_PAR_FOR_SIMD(m)
+    for (size_t e = 0; e < m; e++) dx[e] = pre[e] > 0 ? dx[e] : 0.0f;
 }
 
 static void step(void *p)
@@ -442,7 +441,7 @@ static int parse_int(const char *flag, const char *v, int lo, int *out)
 /* --machine: what the figures of this run stand on. */
 static int machine(int threads, bool csv)
 {
-    double sg, fma;
+    double sg = 0, fma = 0;
     if (bench_sgemm_rate(threads, &sg) != RL_OK || bench_fma_peak(threads, &fma) != RL_OK) {
         fprintf(stderr, "randlora bench: %s\n", rl_errmsg());
         return 1;

@@ -140,14 +140,16 @@ RL_TEST(blas, kernel_choice_protocol)
 
 /* The element-wise loops give bit-identical results on 1 and 2 threads
  * (each output is written by one thread and sums its terms in a fixed
- * order): AdamW, GELU, LayerNorm (dx, dγ, dβ) and attention, on sizes above
- * RL_PAR_MIN so that the loops do split. */
+ * order; GELU's vector and scalar paths fall on the same elements): AdamW,
+ * GELU, LayerNorm (dx, dγ, dβ) and attention, on sizes above RL_PAR_MIN so
+ * that the loops do split (the GELU array, 32757 elements, ends in a partial
+ * vector). */
 RL_TEST(blas, loops_do_not_depend_on_threads)
 {
     const int n = 512, d = 64, B = 32, T = 16, h = 4;
     const size_t nd = (size_t)n * d;
     float *x = rl_alloc_floats(nd), *dy = rl_alloc_floats(nd), *gam = rl_alloc_floats(d), *bet = rl_alloc_floats(d);
-    float *mean = rl_alloc_floats(n), *rstd = rl_alloc_floats(n), *y[2], *dx[2], *dg[2], *db[2], *p[2], *o[2], *dq[2];
+    float *mean = rl_alloc_floats(n), *rstd = rl_alloc_floats(n), *y[2], *dx[2], *dg[2], *db[2], *p[2], *o[2], *dq[2], *gf[2], *gb[2];
     float *P = rl_alloc_floats((size_t)B * h * T * T), *dP = rl_alloc_floats((size_t)B * h * T * T);
     float *dk = rl_alloc_floats(nd), *dv = rl_alloc_floats(nd);
     rl_mt g;
@@ -165,9 +167,15 @@ RL_TEST(blas, loops_do_not_depend_on_threads)
         p[t] = rl_alloc_floats(nd);
         o[t] = rl_alloc_floats(nd);
         dq[t] = rl_alloc_floats(nd);
+        gf[t] = rl_alloc_floats(nd);
+        gb[t] = rl_alloc_floats(nd);
         rl_layernorm_forward(y[t], mean, rstd, x, gam, bet, n, d);
         rl_layernorm_backward(dx[t], dg[t], db[t], dy, x, mean, rstd, gam, n, d, 0);
-        rl_gelu_forward(o[t], x, nd);
+        const size_t ng = nd - 11; /* ends in a partial vector */
+        rl_gelu_forward(gf[t], x, ng);
+        rl_gelu_backward(gb[t], dy, x, ng);
+        cr_assert(memcmp(gf[0], gf[t], ng * sizeof(float)) == 0 && memcmp(gb[0], gb[t], ng * sizeof(float)) == 0,
+                  "gelu forward, backward");
         rl_attention_forward(o[t], P, x, dy, y[t], B, T, d, h);
         rl_attention_backward(dq[t], dk, dv, dP, dy, P, x, dy, y[t], B, T, d, h);
         memcpy(p[t], x, nd * sizeof(float));
@@ -184,8 +192,8 @@ RL_TEST(blas, loops_do_not_depend_on_threads)
     cr_assert(memcmp(dq[0], dq[1], nd * sizeof(float)) == 0, "attention dq");
     cr_assert(memcmp(p[0], p[1], nd * sizeof(float)) == 0, "adamw");
     for (int t = 0; t < 2; t++) {
-        float *bufs[] = {y[t], dx[t], dg[t], db[t], p[t], o[t], dq[t]};
-        for (int k = 0; k < 7; k++) rl_dealloc(bufs[k]);
+        float *bufs[] = {y[t], dx[t], dg[t], db[t], p[t], o[t], dq[t], gf[t], gb[t]};
+        for (int k = 0; k < 9; k++) rl_dealloc(bufs[k]);
     }
     float *bufs[] = {x, dy, gam, bet, mean, rstd, P, dP, dk, dv};
     for (int k = 0; k < 10; k++) rl_dealloc(bufs[k]);

@@ -88,6 +88,7 @@ static void build_ua_rows(const rl_adapter *a, float *UA, int c0, int c1)
         const float l = lam[(size_t)k * nb + b];
         const float *Ak = A + (size_t)k * ldA, *Gb = gam + (size_t)b * mn;
         float *row = UA + (size_t)(c - c0) * mn;
+#pragma omp simd
         for (int q = 0; q < mn; q++) row[q] = (l * Ak[q]) * Gb[q];
     }
 }
@@ -146,6 +147,7 @@ static void accumulate_factor_grads_rows(rl_adapter *a, const float *g, int c0, 
             const float l = lam[(size_t)k * nb + b];
             const float *Ak = A + (size_t)k * ldA, *gc = g + (size_t)(c - c0) * mn;
             float *dGb = dgam + (size_t)b * mn;
+#pragma omp simd
             for (int q = q0; q < q1; q++) dGb[q] += (gc[q] * Ak[q]) * l;
         }
     }

@@ -63,6 +63,7 @@ static void scale_cols(float *out, const float *in, const float *ld, int n, int 
 {
     RL_PAR_FOR_W(n, r)
     for (int i = 0; i < n; i++)
+#pragma omp simd
         for (int k = 0; k < r; k++) out[(size_t)i * r + k] = in[(size_t)i * r + k] * ld[k];
 }
 

@@ -484,7 +484,7 @@ static void mlp_backward(rl_model *m, const float *x, const float *dlogits, int 
 /* y += x, element-wise */
 static void add_to(float *y, const float *x, size_t n)
 {
-    RL_PAR_FOR(n)
+    RL_PAR_FOR_SIMD(n)
     for (size_t e = 0; e < n; e++) y[e] += x[e];
 }
 

@@ -313,7 +313,8 @@ RL_TEST(layer, zero_row_adapter_is_materialised_only)
 }
 
 /* Under rl_layer an adapter keeps its forward's intermediates for backward
- * (LoRA's h, VeRA's h and z, RandLora's UA and H). Over two training steps,
+ * (LoRA's h, VeRA's h and z, RandLora's UA and H), on 1 thread and on 2
+ * (where LoRA and VeRA hold them transposed). Over two training steps,
  * with the parameters moved by AdamW between them and every RandLora plan,
  * the layer's dx and gradients equal a recomputation from scratch: the
  * adapter called directly (nothing kept) on the same parameters, plus the
@@ -324,9 +325,11 @@ RL_TEST(layer, kept_forward_matches_recompute)
     static const int shapes[2][2] = {{20, 12}, {12, 20}};
     static const int methods[3] = {RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
     const rl_path F = RL_PATH_FACTORISED, M = RL_PATH_MATERIALISED;
+    for (int th = 1; th <= 2; th++) /* LoRA's and VeRA's two layouts (rl_skinny_transposed) */
     for (int s = 0; s < 2; s++)
         for (int m = 0; m < 3; m++)
             for (int pl = 0; pl < (methods[m] == RL_METHOD_RANDLORA ? 8 : 1); pl++) {
+                rl_blas_set_threads(th);
                 const int o = shapes[s][0], i = shapes[s][1], n = 6, r = 4;
                 rl_shared_bases *b = NULL;
                 if (methods[m] != RL_METHOD_LORA)
@@ -385,4 +388,59 @@ RL_TEST(layer, kept_forward_matches_recompute)
                 rl_adapter_free(a);
                 rl_shared_bases_free(b);
             }
+}
+
+/* LoRA and VeRA hold their (n, r) intermediates transposed when BLAS has
+ * more than one thread (rl_skinny_transposed): both layouts give the same
+ * output, dx and gradients up to float32 rounding (sums of <= 64 terms taken
+ * in another order by the BLAS kernels: 1e-5 of the largest entry). */
+RL_TEST(layer, skinny_layouts_agree)
+{
+    const int o = 48, i = 40, n = 64, r = 8;
+    static const int methods[2] = {RL_METHOD_LORA, RL_METHOD_VERA};
+    for (int m = 0; m < 2; m++) {
+        rl_shared_bases *b = NULL;
+        if (methods[m] == RL_METHOD_VERA)
+            cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_VERA, r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 6), RL_OK);
+        rl_adapter_config cfg = rl_adapter_config_default((rl_method)methods[m]);
+        cfg.r = r;
+        rl_adapter *a = NULL;
+        cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+        rl_span sp = rl_adapter_span(a);
+        float *W = rl_alloc_floats((size_t)o * i), *x = rl_alloc_floats((size_t)n * i), *dy = rl_alloc_floats((size_t)n * o);
+        float *y[2], *dx[2], *g[2];
+        rl_mt gen;
+        rl_mt_seed(&gen, 12);
+        rl_mt_fill_normal(&gen, W, (size_t)o * i, 0.2f);
+        rl_mt_fill_normal(&gen, x, (size_t)n * i, 1.0f);
+        rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
+        rl_mt_fill_normal(&gen, sp.p, sp.n, 0.3f);
+        rl_layer *l = NULL;
+        cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_AUTO), RL_OK);
+        for (int t = 0; t < 2; t++) {
+            rl_blas_set_threads(t + 1);
+            cr_assert_eq(rl_blas_threads(), t + 1, "the layout follows the BLAS thread count");
+            y[t] = rl_alloc_floats((size_t)n * o);
+            dx[t] = rl_alloc_floats((size_t)n * i);
+            g[t] = rl_alloc_floats(sp.n);
+            rl_adapter_zero_grad(a);
+            cr_assert_eq(rl_layer_forward(l, x, n, y[t]), RL_OK);
+            cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[t]), RL_OK);
+            memcpy(g[t], sp.g, sp.n * sizeof(float));
+        }
+        cr_assert(rel(y[1], y[0], (size_t)n * o) <= 1e-5, "method %d output", methods[m]);
+        cr_assert(rel(dx[1], dx[0], (size_t)n * i) <= 1e-5, "method %d dx", methods[m]);
+        cr_assert(rel(g[1], g[0], sp.n) <= 1e-5, "method %d gradients %g", methods[m], rel(g[1], g[0], sp.n));
+        for (int t = 0; t < 2; t++) {
+            rl_dealloc(y[t]);
+            rl_dealloc(dx[t]);
+            rl_dealloc(g[t]);
+        }
+        rl_layer_free(l);
+        rl_adapter_free(a);
+        rl_dealloc(W);
+        rl_dealloc(x);
+        rl_dealloc(dy);
+        rl_shared_bases_free(b);
+    }
 }

@@ -3,6 +3,7 @@
 #ifndef RL_ADAPTER_IMPL_H
 #define RL_ADAPTER_IMPL_H
 
+#include "../core/rl_blas.h"
 #include "rl_adapter.h"
 
 #define RL_MAX_PARAM_INFO 2
@@ -37,6 +38,7 @@ struct rl_adapter {
      * to -1, and every backward ends it. */
     bool keep_fwd, use_fwd;
     int fwd_n;
+    bool fwd_tl;            /* the kept intermediates are transposed (rl_skinny_transposed) */
     /* randlora: mn = min(d_in, d_out), mx = max, nb = ceil(mn / r), K = r·nb */
     int mn, mx, nb, K;
     /* randlora with very_sparse bases: ternary kernels (rl_randlora_ternary.c).
@@ -48,6 +50,15 @@ struct rl_adapter {
 };
 
 extern const rl_adapter_ops rl_full_ops, rl_lora_ops, rl_vera_ops, rl_randlora_ops;
+
+/* LoRA and VeRA hold their (n, r) intermediates transposed, (r, n), when
+ * BLAS runs on more than one thread: OpenBLAS 0.3.21 splits these skinny
+ * products over their long side only in that orientation (measured at
+ * n = 4096, r = 32, 768 features: h = x·Aᵀ takes the same time on 1 and 2
+ * threads, hᵀ = A·xᵀ half of it), while on one thread the (n, r) orientation
+ * is the faster. The two orientations round alike term by term but may differ
+ * in the last bit; for a given thread count the result is fixed. */
+static inline bool rl_skinny_transposed(void) { return rl_blas_threads() > 1; }
 
 /* Are the forward intermediates of n rows there for this backward? */
 static inline bool rl_fwd_cached(const rl_adapter *a, int n) { return a->use_fwd && a->fwd_n == n; }

@@ -67,18 +67,69 @@ static void scale_cols(float *out, const float *in, const float *ld, int n, int 
         for (int k = 0; k < r; k++) out[(size_t)i * r + k] = in[(size_t)i * r + k] * ld[k];
 }
 
-/* Workspace: h, z, dz (n, r each), Bl, P (d_out, r each), then the partial
- * sums of dλ_d (doubles). */
+/* outᵀ (r, n) = inᵀ ⊙ λ_d[:, None]: the transposed layout's scale_cols */
+static void scale_rows(float *out, const float *in, const float *ld, int n, int r)
+{
+    RL_PAR_FOR_W(r, n)
+    for (int k = 0; k < r; k++)
+#pragma omp simd
+        for (int i = 0; i < n; i++) out[(size_t)k * n + i] = in[(size_t)k * n + i] * ld[k];
+}
+
+/* Workspace: h, z, dz (n, r each; (r, n) when rl_skinny_transposed), Bl, P
+ * (d_out, r each), then the partial sums of dλ_d (doubles). */
 static void vera_forward(rl_adapter *a, const float *x, int n, float *y)
 {
     const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
     const float *ld = a->params + dout;
-    float *h = a->work, *z = h + (size_t)n * r, *Bl = a->work + 3 * (size_t)n * r;
-    rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, a->bases->A, I, 0.0f, h, r); /* h = x A_sᵀ */
-    scale_cols(z, h, ld, n, r);                                                         /* z = h ⊙ λ_d */
+    float *h = a->work, *z = h + (size_t)n * r, *Bl = a->work + 3 * (size_t)a->max_tokens * r;
+    const bool tl = rl_skinny_transposed();
     vera_scaled_b(a, Bl, false);
-    rl_gemm(RL_NOTRANS, RL_TRANS, n, dout, r, 1.0f, z, r, Bl, r, 1.0f, y, dout);
+    if (tl) {
+        rl_gemm(RL_NOTRANS, RL_TRANS, r, n, di, 1.0f, a->bases->A, I, x, di, 0.0f, h, n); /* hᵀ = A_s xᵀ */
+        scale_rows(z, h, ld, n, r);                                                        /* zᵀ = hᵀ ⊙ λ_d */
+        rl_gemm(RL_TRANS, RL_TRANS, n, dout, r, 1.0f, z, n, Bl, r, 1.0f, y, dout);         /* y += z Blᵀ */
+    } else {
+        rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, a->bases->A, I, 0.0f, h, r); /* h = x A_sᵀ */
+        scale_cols(z, h, ld, n, r);                                                         /* z = h ⊙ λ_d */
+        rl_gemm(RL_NOTRANS, RL_TRANS, n, dout, r, 1.0f, z, r, Bl, r, 1.0f, y, dout);
+    }
+    a->fwd_tl = tl;
     rl_fwd_keep(a, n);
+}
+
+/* The transposed layout's backward: hᵀ, zᵀ, dzᵀ (r, n); Pᵀ (r, d_out). */
+static void vera_backward_t(rl_adapter *a, const float *x, const float *dy, int n, float *dx, bool kept)
+{
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
+    const float *ld = a->params + dout, *B = a->bases->B;
+    float *dlb = a->grads, *dld = a->grads + dout;
+    float *h = a->work, *z = h + (size_t)n * r, *dz = z + (size_t)n * r;
+    float *Bl = a->work + 3 * (size_t)a->max_tokens * r, *PT = Bl + (size_t)dout * r;
+    if (!kept) {
+        rl_gemm(RL_NOTRANS, RL_TRANS, r, n, di, 1.0f, a->bases->A, I, x, di, 0.0f, h, n); /* hᵀ = A_s xᵀ */
+        scale_rows(z, h, ld, n, r);
+    }
+    rl_gemm(RL_NOTRANS, RL_NOTRANS, r, dout, n, 1.0f, z, n, dy, dout, 0.0f, PT, dout); /* Pᵀ = zᵀ dy */
+    RL_PAR_FOR_W(dout, r)
+    for (int o = 0; o < dout; o++) {
+        double acc = 0.0;
+        for (int k = 0; k < r; k++) acc += (double)B[(size_t)o * r + k] * PT[(size_t)k * dout + o];
+        dlb[o] += (float)acc;
+    }
+    vera_scaled_b(a, Bl, false);
+    rl_gemm(RL_TRANS, RL_TRANS, r, n, dout, 1.0f, Bl, r, dy, dout, 0.0f, dz, n); /* dzᵀ = Blᵀ dyᵀ */
+    /* dλ_d[k] += Σ_n dz[n, k] h[n, k]: one row of dzᵀ and hᵀ per k, in order */
+    RL_PAR_FOR_W(r, n)
+    for (int k = 0; k < r; k++) {
+        double acc = 0.0;
+        for (int i = 0; i < n; i++) acc += (double)dz[(size_t)k * n + i] * h[(size_t)k * n + i];
+        dld[k] += (float)acc;
+    }
+    if (dx) {
+        scale_rows(dz, dz, ld, n, r); /* dhᵀ = dzᵀ ⊙ λ_d */
+        rl_gemm(RL_TRANS, RL_NOTRANS, n, di, r, 1.0f, dz, n, a->bases->A, I, 1.0f, dx, di);
+    }
 }
 
 static void vera_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
@@ -89,7 +140,12 @@ static void vera_backward(rl_adapter *a, const float *x, const float *dy, int n,
     float *h = a->work, *z = h + (size_t)n * r, *dz = z + (size_t)n * r;
     float *Bl = a->work + 3 * (size_t)a->max_tokens * r, *P = Bl + (size_t)dout * r;
     double *part = (double *)(a->work + partials_offset(a));
-    if (!rl_fwd_cached(a, n)) {
+    const bool tl = rl_skinny_transposed(), kept = rl_fwd_cached(a, n) && a->fwd_tl == tl;
+    if (tl) {
+        vera_backward_t(a, x, dy, n, dx, kept);
+        return;
+    }
+    if (!kept) {
         rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, a->bases->A, I, 0.0f, h, r); /* h = x A_sᵀ */
         scale_cols(z, h, ld, n, r);
     }

@@ -116,7 +116,7 @@ RL_TEST(layer, training_step_allocates_nothing)
     const int n = 16, o = 24, i = 20, r = 4;
     static const int methods[4] = {RL_METHOD_FULL, RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
     for (int m = 0; m < 4; m++)
-        for (int p = 0; p < (methods[m] == RL_METHOD_RANDLORA ? 3 : 1); p++) {
+        for (int p = 0; p < (methods[m] == RL_METHOD_RANDLORA || methods[m] == RL_METHOD_VERA ? 3 : 1); p++) {
             rl_shared_bases *b = NULL;
             if (methods[m] == RL_METHOD_VERA || methods[m] == RL_METHOD_RANDLORA)
                 cr_assert_eq(rl_shared_bases_new(&b, methods[m], r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 0), RL_OK);
@@ -183,6 +183,12 @@ RL_TEST(layer, path_rules)
         }
     cr_assert(rl_layer_plan_flops(l, rl_plan_uniform(M), 4096, false) <
               rl_layer_plan_flops(l, rl_plan_uniform(F), 4096, false));
+    /* VeRA takes one route: factorised at 768², r = 32 (a thin update), ΔW
+     * when r is large next to the layer (r = 256 on the ViT's 64x64 q) */
+    rl_plan v1 = rl_plan_for(RL_METHOD_VERA, RL_BASES_DENSE, 768, 768, 32, 4096, true, false);
+    rl_plan v2 = rl_plan_for(RL_METHOD_VERA, RL_BASES_DENSE, 64, 64, 256, 2048, true, false);
+    cr_assert(v1.fwd == F && v1.grads == F && v1.dx == F);
+    cr_assert(v2.fwd == M && v2.grads == M && v2.dx == M);
     /* the model term by term, written out for 768², r = 32 (K = 768), n = 512, with dx */
     {
         const double N = 512, o = 768, i = 768, K = 768, U = 2 * K * 768, Fg = 4 * K * 768;
@@ -200,7 +206,7 @@ RL_TEST(layer, path_rules)
     cfg = rl_adapter_config_default(RL_METHOD_LORA);
     cr_assert_eq(rl_adapter_new(&a, &cfg, 8, 8, NULL, 4), RL_OK);
     cr_assert_eq(rl_layer_new(&l, &w, NULL, a, 4, RL_PATH_MATERIALISED), RL_EINVAL);
-    cr_assert(strstr(rl_errmsg(), "randlora only") != NULL, "%s", rl_errmsg());
+    cr_assert(strstr(rl_errmsg(), "randlora and vera only") != NULL, "%s", rl_errmsg());
     cr_assert_eq(rl_layer_new(&l, NULL, NULL, a, 4, RL_PATH_AUTO), RL_EINVAL, "lora needs W");
     cr_assert_eq(rl_layer_new(&l, &w, NULL, a, 5, RL_PATH_AUTO), RL_EINVAL, "more rows than the adapter");
     rl_adapter_free(a);
@@ -315,7 +321,8 @@ RL_TEST(layer, zero_row_adapter_is_materialised_only)
 /* Under rl_layer an adapter keeps its forward's intermediates for backward
  * (LoRA's h, VeRA's h and z, RandLora's UA and H), on 1 thread and on 2
  * (where LoRA and VeRA hold them transposed). Over two training steps,
- * with the parameters moved by AdamW between them and every RandLora plan,
+ * with the parameters moved by AdamW between them, every RandLora plan and
+ * both VeRA routes,
  * the layer's dx and gradients equal a recomputation from scratch: the
  * adapter called directly (nothing kept) on the same parameters, plus the
  * base's dy·W. The operations and their order are the same, so the results
@@ -328,7 +335,8 @@ RL_TEST(layer, kept_forward_matches_recompute)
     for (int th = 1; th <= 2; th++) /* LoRA's and VeRA's two layouts (rl_skinny_transposed) */
     for (int s = 0; s < 2; s++)
         for (int m = 0; m < 3; m++)
-            for (int pl = 0; pl < (methods[m] == RL_METHOD_RANDLORA ? 8 : 1); pl++) {
+            for (int pl = 0; pl < (methods[m] == RL_METHOD_LORA ? 1 : 8); pl++) {
+                if (methods[m] == RL_METHOD_VERA && pl != 0 && pl != 7) continue; /* VeRA: uniform plans */
                 rl_blas_set_threads(th);
                 const int o = shapes[s][0], i = shapes[s][1], n = 6, r = 4;
                 rl_shared_bases *b = NULL;
@@ -351,8 +359,11 @@ RL_TEST(layer, kept_forward_matches_recompute)
                 rl_mt_fill_normal(&gen, sp.p, sp.n, 0.2f);
                 rl_layer *l = NULL;
                 cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_AUTO), RL_OK);
-                if (methods[m] == RL_METHOD_RANDLORA)
-                    cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){pl & 1 ? M : F, pl & 2 ? M : F, pl & 4 ? M : F}), RL_OK);
+                if (methods[m] != RL_METHOD_LORA)
+                    cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){pl & 1 ? M : F, pl & 2 ? M : F, pl & 4 ? M : F}), RL_OK,
+                                 "%s", rl_errmsg());
+                if (methods[m] == RL_METHOD_VERA)
+                    cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){M, F, F}), RL_EINVAL, "VeRA: uniform plans only");
                 rl_adamw *opt = NULL;
                 cr_assert_eq(rl_adamw_new(&opt, sp.n, 1e-2f, 0.0f), RL_OK);
                 for (int step = 0; step < 2; step++) {

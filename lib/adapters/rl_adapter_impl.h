@@ -77,6 +77,12 @@ void rl_randlora_dx_acc(rl_adapter *a, const float *dy, int n, float *dx);
 /* dw := s·ΔW + beta·dw, built a chunk of UA rows at a time (UA_CHUNK). */
 void rl_randlora_delta_weight_acc(rl_adapter *a, float *dw, float beta);
 
+/* VeRA's materialised route (rl_layer.c, uniform plans): dw := ΔW + beta·dw,
+ * and dλ_b, dλ_d accumulated from G = dyᵀ x (d_out, d_in); both use the
+ * first d_out·r floats of the workspace. */
+void rl_vera_delta_weight_acc(rl_adapter *a, float *dw, float beta);
+void rl_vera_grads_from_G(rl_adapter *a, const float *G);
+
 /* ---- ternary kernels (rl_randlora_ternary.c), used when a->ternary ---- */
 rl_status rl_tern_init(rl_adapter *a);          /* t_aend, t_off, t_nnz */
 void rl_tern_free(rl_adapter *a);

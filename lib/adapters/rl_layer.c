@@ -56,6 +56,13 @@ const char *rl_plan_name(rl_plan p, bool need_dx, char *buf, size_t len)
 }
 
 /* Does the plan use the (d_out, d_in) buffer? */
+/* Methods with a materialised route: RandLora (plans per term) and VeRA
+ * (uniform plans). */
+static bool has_m(rl_method m) { return m == RL_METHOD_RANDLORA || m == RL_METHOD_VERA; }
+
+/* Whose plans take one route for every term. */
+static bool uniform_only(const rl_adapter *a) { return a->ternary || a->cfg.method == RL_METHOD_VERA; }
+
 rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapter *a,
                        int max_tokens, rl_path path)
 {
@@ -65,8 +72,8 @@ rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapte
     if (m != RL_METHOD_FULL && !W)
         return rl_fail(RL_EINVAL, "layer: a %s layer needs its frozen weight", rl_method_name(m));
     if ((unsigned)path > RL_PATH_MATERIALISED) return rl_fail(RL_EINVAL, "layer: bad path %d", (int)path);
-    if (path == RL_PATH_MATERIALISED && m != RL_METHOD_RANDLORA)
-        return rl_fail(RL_EINVAL, "layer: the materialised path exists for randlora only, not %s",
+    if (path == RL_PATH_MATERIALISED && !has_m(m))
+        return rl_fail(RL_EINVAL, "layer: the materialised path exists for randlora and vera only, not %s",
                        rl_method_name(m));
     if (m == RL_METHOD_RANDLORA && a->max_tokens == 0) {
         /* an adapter without per-row workspace: the materialised path only */
@@ -82,7 +89,7 @@ rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapte
     rl_layer *l = calloc(1, sizeof *l);
     if (!l) return rl_fail(RL_ENOMEM, "layer: no memory");
     *l = (rl_layer){.W = W, .b = b, .a = a, .d_out = a->d_out, .d_in = a->d_in, .max_tokens = max_tokens,
-                    .path = m == RL_METHOD_RANDLORA ? path : RL_PATH_FACTORISED, .need_dx = true, .last_n = -1};
+                    .path = has_m(m) ? path : RL_PATH_FACTORISED, .need_dx = true, .last_n = -1};
     if (l->path != RL_PATH_FACTORISED) {
         l->merged = rl_alloc_floats((size_t)l->d_out * l->d_in);
         if (!l->merged) {
@@ -129,7 +136,10 @@ double rl_plan_flops(rl_method method, rl_bases_kind kind, rl_plan p, int d_out,
     case RL_METHOD_FULL: return 2 * N * o * i * (need_dx ? 3 : 2);
     case RL_METHOD_LORA: /* fwd h, y; bwd dB, dh, dA [, dx] (h kept from the forward) */
         return base + 2 * N * R * (i + o) + 2 * N * R * (i + 2 * o) + (need_dx ? 2 * N * R * i : 0);
-    case RL_METHOD_VERA: /* fwd h, y; bwd P, dz [, dx] (h, z kept) */
+    case RL_METHOD_VERA:
+        if (p.fwd == RL_PATH_MATERIALISED) /* ΔW; base on W + ΔW [, dx]; G = dyᵀx; T = G A_sᵀ; two reductions */
+            return 2 * o * i * R + 2 * N * o * i * (need_dx ? 3 : 2) + 2 * o * i * R + 4 * o * R;
+        /* fwd h, y; bwd P, dz [, dx] (h, z kept) */
         return base + 2 * N * R * (i + o) + 2 * N * R * (2 * o) + (need_dx ? 2 * N * R * i : 0);
     case RL_METHOD_RANDLORA: {
         const int mni = d_out < d_in ? d_out : d_in;
@@ -156,9 +166,9 @@ rl_plan rl_plan_for(rl_method method, rl_bases_kind kind, int d_out, int d_in, i
                     bool only_materialised)
 {
     const rl_path F = RL_PATH_FACTORISED, M = RL_PATH_MATERIALISED;
-    if (method != RL_METHOD_RANDLORA) return rl_plan_uniform(F);
+    if (!has_m(method)) return rl_plan_uniform(F);
     if (only_materialised) return rl_plan_uniform(M);
-    if (kind == RL_BASES_VERY_SPARSE)
+    if (kind == RL_BASES_VERY_SPARSE || method == RL_METHOD_VERA)
         return rl_plan_flops(method, kind, rl_plan_uniform(M), d_out, d_in, r, n, need_dx) <
                        rl_plan_flops(method, kind, rl_plan_uniform(F), d_out, d_in, r, n, need_dx)
                    ? rl_plan_uniform(M)
@@ -200,12 +210,14 @@ rl_status rl_layer_fix_plan(rl_layer *l, rl_plan p)
         any_m |= t[k] == M;
         any_f |= t[k] == F;
     }
-    if (any_m && (l->a->cfg.method != RL_METHOD_RANDLORA || !l->merged))
-        return rl_fail(RL_EINVAL, "layer: a materialised route needs a RandLora layer made with path auto or materialised");
+    if (any_m && (!has_m(l->a->cfg.method) || !l->merged))
+        return rl_fail(RL_EINVAL, "layer: a materialised route needs a RandLora or VeRA layer made with path auto or "
+                       "materialised");
     if (any_f && l->a->cfg.method == RL_METHOD_RANDLORA && l->a->max_tokens == 0)
         return rl_fail(RL_EINVAL, "layer: the adapter has no per-row workspace for a factorised route");
-    if (any_f && any_m && l->a->ternary)
-        return rl_fail(RL_EINVAL, "layer: the ternary kernels take one route for the whole step");
+    if (any_f && any_m && uniform_only(l->a))
+        return rl_fail(RL_EINVAL, "layer: %s takes one route for the whole step",
+                       l->a->ternary ? "the ternary kernels" : "vera");
     l->plan = p;
     l->fixed = true;
     return RL_OK;
@@ -218,8 +230,8 @@ rl_plan rl_layer_choose_plan(const rl_layer *l, int n, bool need_dx)
     /* an adapter without per-row workspace, or a layer without the buffer */
     if (l->a->cfg.method == RL_METHOD_RANDLORA && l->a->max_tokens == 0) return rl_plan_uniform(RL_PATH_MATERIALISED);
     rl_plan p = rl_plan_for(l->a->cfg.method, kernel_kind(l->a), l->d_out, l->d_in, l->a->cfg.r, n, need_dx, false);
-    /* the ternary kernels' steps are whole: one route for every term */
-    if (l->a->ternary) p.grads = p.dx = p.fwd;
+    /* the ternary kernels' and VeRA's steps are whole: one route for every term */
+    if (uniform_only(l->a)) p.grads = p.dx = p.fwd;
     return p;
 }
 
@@ -240,7 +252,8 @@ static void fill_bias(const rl_layer *l, int n, float *y)
 static void build_m(rl_layer *l)
 {
     rl_copy(l->merged, l->W, (size_t)l->d_out * l->d_in);
-    rl_randlora_delta_weight_acc(l->a, l->merged, 1.0f);
+    if (l->a->cfg.method == RL_METHOD_VERA) rl_vera_delta_weight_acc(l->a, l->merged, 1.0f);
+    else rl_randlora_delta_weight_acc(l->a, l->merged, 1.0f);
     l->m_built = true;
 }
 
@@ -292,7 +305,7 @@ rl_status rl_layer_backward(rl_layer *l, const float *x, const float *dy, int n,
     rl_plan p = l->last_plan;
     if (dx && !l->need_dx) /* dx was not planned for: M if it is there (or no workspace), else the factors */
         p.dx = l->m_built || (l->a->cfg.method == RL_METHOD_RANDLORA && l->a->max_tokens < n) ? RL_PATH_MATERIALISED
-               : l->a->ternary                                                               ? p.grads
+               : uniform_only(l->a)                                                          ? p.grads
                                                                                               : RL_PATH_FACTORISED;
     if (dx) {
         if (p.dx == RL_PATH_MATERIALISED) {
@@ -311,7 +324,8 @@ rl_status rl_layer_backward(rl_layer *l, const float *x, const float *dy, int n,
     if (p.grads == RL_PATH_MATERIALISED) {
         rl_gemm(RL_TRANS, RL_NOTRANS, o, i, n, 1.0f, dy, o, x, i, 0.0f, l->merged, i); /* G = dyᵀ x */
         l->m_built = false;
-        rl_randlora_grads_from_G(l->a, l->merged);
+        if (l->a->cfg.method == RL_METHOD_VERA) rl_vera_grads_from_G(l->a, l->merged);
+        else rl_randlora_grads_from_G(l->a, l->merged);
         l->last_n = -1; /* M was overwritten by G */
         l->a->fwd_n = -1;
         return RL_OK;

@@ -7,7 +7,8 @@
  * full fine-tuning step costs what training W itself costs.
  *
  * A RandLora step has three terms, and each can take one of two routes
- * (the others have one route, the factorised one):
+ * (VeRA has the same two routes for its whole step; LoRA and full
+ * fine-tuning have one):
  *   forward  F  (PEFT's way) y = x Wᵀ + s·(x UAᵀ) UBᵀ through the factors
  *            M  build M = W + s·UB·UA once, y = x Mᵀ
  *   dx       F  dx = dy W + s·(dy UB) UA through the factors
@@ -31,7 +32,10 @@
  *   base         fwd 2·n·o·i            dx 2·n·o·i
  *   full         fwd 2·n·o·i   dD 2·n·o·i   dx 2·n·o·i   (no separate base)
  *   lora         base + fwd 2·n·r·(i+o) + bwd 2·n·r·(i + 2o) [+ dx 2·n·r·i]
- *   vera         base + fwd 2·n·r·(i+o) + bwd 2·n·r·2o       [+ dx 2·n·r·i]
+ *   vera    F    base + fwd 2·n·r·(i+o) + bwd 2·n·r·2o       [+ dx 2·n·r·i]
+ *           M    ΔW 2·o·i·r + fwd 2·n·o·i [+ dx 2·n·o·i] + G 2·n·o·i + G·A_sᵀ 2·o·i·r
+ *                (VeRA takes one route for the whole step: materialised when r is
+ *                large next to the layer, as r = 256 on a 64-wide ViT)
  *   randlora (dense kernels): base, plus per term
  *     forward  F  2·n·K·(i+o) + U          M  2·o·i·K + U (ΔW, chunks of UA)
  *     grads    F  2·n·K·(i+o) (d_in <= d_out), else 2·n·K·o, + 2·n·K·i for
@@ -71,9 +75,9 @@ const char *rl_plan_name(rl_plan p, bool need_dx, char *buf, size_t len);
 typedef struct rl_layer rl_layer;
 
 /* W (d_out, d_in) and b (d_out) borrowed; `a` borrowed (its d_out, d_in
- * define the layer). RL_PATH_MATERIALISED for a method other than RandLora
- * is RL_EINVAL. The layer expects backward to want dx; say otherwise with
- * rl_layer_expect_dx (a network's first layer). */
+ * define the layer). The layer expects backward to want dx; say otherwise with
+ * rl_layer_expect_dx (a network's first layer). RL_PATH_MATERIALISED for a
+ * method other than RandLora and VeRA is RL_EINVAL. */
 rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapter *a,
                        int max_tokens, rl_path path);
 void rl_layer_free(rl_layer *l);

@@ -180,6 +180,40 @@ static void vera_backward(rl_adapter *a, const float *x, const float *dy, int n,
     }
 }
 
+/* ---- the materialised route (rl_layer) ----
+ *   ΔW = Bl · A_s with Bl = λ_b[:, None] ⊙ B_s ⊙ λ_d[None, :]     (d_out, d_in)
+ *   from G = ∂L/∂ΔW = dyᵀ x (d_out, d_in), with T = G · A_sᵀ (d_out, r):
+ *   dλ_b[o] += Σ_k B_s[o, k] · λ_d[k] · T[o, k]
+ *   dλ_d[k] += Σ_o λ_b[o] · B_s[o, k] · T[o, k]
+ * (the factorised route's P = dyᵀ z is λ_d ⊙ T: the same sums). */
+void rl_vera_delta_weight_acc(rl_adapter *a, float *dw, float beta)
+{
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
+    float *Bl = a->work; /* (d_out, r) */
+    vera_scaled_b(a, Bl, true);
+    rl_gemm(RL_NOTRANS, RL_NOTRANS, dout, di, r, 1.0f, Bl, r, a->bases->A, I, beta, dw, di); /* ΔW = Bl A_s */
+}
+
+void rl_vera_grads_from_G(rl_adapter *a, const float *G)
+{
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
+    const float *lb = a->params, *ld = a->params + dout, *B = a->bases->B;
+    float *dlb = a->grads, *dld = a->grads + dout, *T = a->work; /* (d_out, r) */
+    rl_gemm(RL_NOTRANS, RL_TRANS, dout, r, di, 1.0f, G, di, a->bases->A, I, 0.0f, T, r); /* T = G A_sᵀ */
+    RL_PAR_FOR_W(dout, r)
+    for (int o = 0; o < dout; o++) {
+        double acc = 0.0;
+        for (int k = 0; k < r; k++) acc += (double)B[(size_t)o * r + k] * (ld[k] * T[(size_t)o * r + k]);
+        dlb[o] += (float)acc;
+    }
+    RL_PAR_FOR_W(r, dout) /* each λ_d entry sums its rows in order */
+    for (int k = 0; k < r; k++) {
+        double acc = 0.0;
+        for (int o = 0; o < dout; o++) acc += (double)(lb[o] * B[(size_t)o * r + k]) * T[(size_t)o * r + k];
+        dld[k] += (float)acc;
+    }
+}
+
 static void vera_delta_weight(rl_adapter *a, float *dw)
 {
     const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;

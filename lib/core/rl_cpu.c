@@ -1,6 +1,7 @@
 /* rl_cpu.c -- cpuid features and the register-only FMA peak. */
 #include "rl_cpu.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +24,20 @@ static unsigned long long xgetbv0(void)
 }
 #endif
 
+/* cpuid traps to the hypervisor in a VM (tens of microseconds): the features
+ * are read once per process and copied from then on. */
+static rl_cpu_features detected;
+static pthread_once_t detected_once = PTHREAD_ONCE_INIT;
+static void detect_now(rl_cpu_features *f);
+static void detect_once(void) { detect_now(&detected); }
+
 void rl_cpu_detect(rl_cpu_features *f)
+{
+    pthread_once(&detected_once, detect_once);
+    *f = detected;
+}
+
+static void detect_now(rl_cpu_features *f)
 {
     memset(f, 0, sizeof *f);
     snprintf(f->vendor, sizeof f->vendor, "unknown");

@@ -219,19 +219,23 @@ double rl_mse_forward_backward(float *dz, const float *z, const float *t, int n,
 
 #define ATTN_STACK 4096 /* floats of a transposed head kept on the stack (T·dh) */
 
+#define ATTN_ROW 64 /* rows up to this long accumulate in registers */
+
 /* out (T, dh) row stride d := alpha · op(A) · X, A (T, T), op(A) = A or Aᵀ,
  * X (T, dh) row stride d */
 static inline __attribute__((always_inline)) void small_mm(float *out, float alpha, const float *A, bool trans,
                                                            const float *X, int T, int dh, int d)
 {
     for (int r = 0; r < T; r++) {
-        float *o = out + (size_t)r * d;
+        float acc[ATTN_ROW], *o = dh <= ATTN_ROW ? acc : out + (size_t)r * d;
         for (int e = 0; e < dh; e++) o[e] = 0.0f;
         for (int c = 0; c < T; c++) {
             const float a = alpha * (trans ? A[(size_t)c * T + r] : A[(size_t)r * T + c]), *x = X + (size_t)c * d;
 #pragma omp simd
             for (int e = 0; e < dh; e++) o[e] += a * x[e];
         }
+        if (o == acc)
+            for (int e = 0; e < dh; e++) out[(size_t)r * d + e] = acc[e];
     }
 }
 
@@ -254,7 +258,7 @@ static inline __attribute__((always_inline)) void small_abt(float *S, float alph
     for (int c = 0; c < T; c++)
         for (int e = 0; e < dh; e++) yt[(size_t)e * T + c] = Y[(size_t)c * d + e];
     for (int r = 0; r < T; r++) {
-        float *row = S + (size_t)r * T;
+        float acc[ATTN_ROW], *row = T <= ATTN_ROW ? acc : S + (size_t)r * T;
         const float *x = X + (size_t)r * d;
         for (int c = 0; c < T; c++) row[c] = 0.0f;
         for (int e = 0; e < dh; e++) {
@@ -263,7 +267,7 @@ static inline __attribute__((always_inline)) void small_abt(float *S, float alph
             for (int c = 0; c < T; c++) row[c] += xe * y[c];
         }
 #pragma omp simd
-        for (int c = 0; c < T; c++) row[c] *= alpha;
+        for (int c = 0; c < T; c++) S[(size_t)r * T + c] = row[c] * alpha;
     }
 }
 
@@ -274,9 +278,11 @@ typedef struct {
     float scale;
 } attn_args;
 
-static inline __attribute__((always_inline)) void fwd_pair(const attn_args *a, int bj)
+/* T and dh are arguments so that a call with constants (the ViT's 16 x 16
+ * heads) compiles to fixed-length, register-held rows. */
+static inline __attribute__((always_inline)) void fwd_pair_k(const attn_args *a, int bj, const int T, const int dh)
 {
-    const int T = a->T, d = a->d, dh = a->dh, b = bj / a->h, j = bj % a->h;
+    const int d = a->d, b = bj / a->h, j = bj % a->h;
     const size_t off = (size_t)b * T * d + (size_t)j * dh;
     float *Pb = a->P + (size_t)bj * T * T, yt[ATTN_STACK];
     small_abt(Pb, a->scale, a->q + off, a->k + off, T, dh, d, yt); /* S = q kᵀ / √dh  (T, T) */
@@ -293,9 +299,9 @@ static inline __attribute__((always_inline)) void fwd_pair(const attn_args *a, i
     small_mm(a->o + off, 1.0f, Pb, false, a->v + off, T, dh, d); /* o = P v  (T, dh) */
 }
 
-static inline __attribute__((always_inline)) void bwd_pair(const attn_args *a, int bj)
+static inline __attribute__((always_inline)) void bwd_pair_k(const attn_args *a, int bj, const int T, const int dh)
 {
-    const int T = a->T, d = a->d, dh = a->dh, b = bj / a->h, j = bj % a->h;
+    const int d = a->d, b = bj / a->h, j = bj % a->h;
     const size_t off = (size_t)b * T * d + (size_t)j * dh;
     const float *Pb = a->Pc + (size_t)bj * T * T;
     float *dPb = a->dP + (size_t)bj * T * T, yt[ATTN_STACK];
@@ -310,6 +316,18 @@ static inline __attribute__((always_inline)) void bwd_pair(const attn_args *a, i
     }
     small_mm(a->dq + off, a->scale, dPb, false, a->k + off, T, dh, d); /* dq = dS k / √dh */
     small_mm(a->dk + off, a->scale, dPb, true, a->q + off, T, dh, d);  /* dk = dSᵀ q / √dh */
+}
+
+static inline __attribute__((always_inline)) void fwd_pair(const attn_args *a, int bj)
+{
+    if (a->T == 16 && a->dh == 16) fwd_pair_k(a, bj, 16, 16);
+    else fwd_pair_k(a, bj, a->T, a->dh);
+}
+
+static inline __attribute__((always_inline)) void bwd_pair(const attn_args *a, int bj)
+{
+    if (a->T == 16 && a->dh == 16) bwd_pair_k(a, bj, 16, 16);
+    else bwd_pair_k(a, bj, a->T, a->dh);
 }
 
 static void fwd_pair_base(const attn_args *a, int bj) { fwd_pair(a, bj); }

@@ -23,7 +23,8 @@
 # layers when PEFT_SRC is set (impl=peft), else the transcription
 # (experiments/reference/peft_step.py, impl=transcription: lora and randlora
 # layers only). It runs on the same OpenBLAS library file (LD_LIBRARY_PATH=
-# OPENBLAS_DIR) with the core the C tool chose (OPENBLAS_CORETYPE).
+# OPENBLAS_DIR) with the core the C tool chose (OPENBLAS_CORETYPE), and with
+# glibc's malloc keeping freed memory (see py_env below).
 set -euo pipefail
 R=${R:-build/randlora}
 OUT=${OUT:-results/bench}
@@ -51,7 +52,13 @@ have_torch=0
 if [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then have_torch=1
 else echo "bench.sh: python3-torch not installed: the PyTorch side is skipped"; fi
 [ -n "$PEFT_SRC" ] || echo "bench.sh: no PEFT_SRC: PyTorch runs the transcription (not PEFT) for lora and randlora layers only"
-py_env=(env "OPENBLAS_CORETYPE=$core")
+# glibc returns PyTorch's freed tensors (above its mmap threshold) to the OS, so
+# each step pays page faults to map them again -- costly in a VM (a LoRA step
+# at 4096 tokens with dx: 170-300 ms against 71-75 ms measured with these
+# settings). The C tool allocates nothing in a step; PyTorch is run with
+# glibc told to keep and reuse its memory, its best case on this machine.
+py_env=(env "OPENBLAS_CORETYPE=$core" MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
+        MALLOC_TOP_PAD_=268435456)
 [ -n "$OPENBLAS_DIR" ] && [ -d "$OPENBLAS_DIR" ] && py_env+=("LD_LIBRARY_PATH=$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 
 # ---- the grid: kind method tokens dx threads r ----

@@ -78,7 +78,9 @@ void report_bench(sbuf *b, const char *dir)
             rounds = (int)fmax(rounds, rp_num(&cp, r, "c_rounds"));
         }
         rp_put(b, "C against PyTorch %s (%s; `experiments/reference/peft_bench.py`), like for like: the same shapes, "
-                  "tokens, threads, optimizer (AdamW) and upstream gradient, the same OpenBLAS library file and core. "
+                  "tokens, threads, optimizer (AdamW) and upstream gradient, the same OpenBLAS library file and core; "
+                  "PyTorch runs with glibc's malloc keeping freed memory, so that its steps do not pay page faults "
+                  "to map their tensors again (its best case here; the C tool allocates nothing in a step). "
                   "Figures are medians over %d interleaved rounds of per-run medians (`bench/compare_c.csv`, "
                   "`bench/compare_pytorch.csv`); other processes took at most %.1f%% of the machine while any of them "
                   "was timed (`foreign_cpu`).\n\n",

@@ -25,15 +25,17 @@ void rl_layernorm_forward(float *y, float *mean, float *rstd, const float *x, co
         mean[i] = (float)m;
         rstd[i] = rs;
         float *yi = y + (size_t)i * d;
-        for (int j = 0; j < d; j++) yi[j] = (xi[j] - (float)m) * rs * gamma[j] + beta[j];
+        const float mf = (float)m;
+#pragma omp simd
+        for (int j = 0; j < d; j++) yi[j] = (xi[j] - mf) * rs * gamma[j] + beta[j];
     }
 }
 
 /* With x̂ = (x - mean)·rstd and g = dy ⊙ γ:
  *   dx = rstd · (g - mean(g) - x̂ · mean(g ⊙ x̂))
  *   dγ += Σ_rows dy ⊙ x̂,   dβ += Σ_rows dy
- * dx row by row; dγ, dβ column by column (each column sums its rows in
- * order), so that threads never share an output (rl_par.h). */
+ * dx row by row; dγ, dβ by blocks of columns (each column sums its rows
+ * in order), so that threads never share an output (rl_par.h). */
 void rl_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                            const float *mean, const float *rstd, const float *gamma, int n, int d,
                            int dx_accumulate)
@@ -49,24 +51,40 @@ void rl_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *
             sg += g;
             sgx += g * xh;
         }
-        float mg = (float)(sg / d), mgx = (float)(sgx / d);
-        for (int j = 0; j < d; j++) {
-            float xh = (xi[j] - mean[i]) * rstd[i];
-            float v = rstd[i] * (dyi[j] * gamma[j] - mg - xh * mgx);
-            dxi[j] = dx_accumulate ? dxi[j] + v : v;
+        const float mg = (float)(sg / d), mgx = (float)(sgx / d), mi = mean[i], ri = rstd[i];
+        if (dx_accumulate) {
+#pragma omp simd
+            for (int j = 0; j < d; j++) dxi[j] += ri * (dyi[j] * gamma[j] - mg - ((xi[j] - mi) * ri) * mgx);
+        } else {
+#pragma omp simd
+            for (int j = 0; j < d; j++) dxi[j] = ri * (dyi[j] * gamma[j] - mg - ((xi[j] - mi) * ri) * mgx);
         }
     }
     if (!dgamma && !dbeta) return;
-    RL_PAR_FOR_W(d, n)
-    for (int j = 0; j < d; j++) {
-        float sgam = dgamma ? dgamma[j] : 0.0f, sbet = dbeta ? dbeta[j] : 0.0f;
-        for (int i = 0; i < n; i++) {
-            const float dyij = dy[(size_t)i * d + j];
-            sgam += dyij * ((x[(size_t)i * d + j] - mean[i]) * rstd[i]);
-            sbet += dyij;
+    /* blocks of LN_COLS columns, each element summing its rows in ascending
+     * order (a vector lane per column) */
+    enum { LN_COLS = 16 };
+    const int nblk = (d + LN_COLS - 1) / LN_COLS;
+    RL_PAR_FOR_W(nblk, (size_t)n * LN_COLS)
+    for (int bk = 0; bk < nblk; bk++) {
+        const int j0 = bk * LN_COLS, w = d - j0 < LN_COLS ? d - j0 : LN_COLS;
+        float sgam[LN_COLS], sbet[LN_COLS];
+        for (int jj = 0; jj < w; jj++) {
+            sgam[jj] = dgamma ? dgamma[j0 + jj] : 0.0f;
+            sbet[jj] = dbeta ? dbeta[j0 + jj] : 0.0f;
         }
-        if (dgamma) dgamma[j] = sgam;
-        if (dbeta) dbeta[j] = sbet;
+        for (int i = 0; i < n; i++) {
+            const float *dyi = dy + (size_t)i * d + j0, *xi = x + (size_t)i * d + j0, mi = mean[i], ri = rstd[i];
+#pragma omp simd
+            for (int jj = 0; jj < w; jj++) {
+                sgam[jj] += dyi[jj] * ((xi[jj] - mi) * ri);
+                sbet[jj] += dyi[jj];
+            }
+        }
+        for (int jj = 0; jj < w; jj++) {
+            if (dgamma) dgamma[j0 + jj] = sgam[jj];
+            if (dbeta) dbeta[j0 + jj] = sbet[jj];
+        }
     }
 }
 

@@ -143,43 +143,38 @@ static inline __attribute__((always_inline)) void gelu_bwd_k(float *dx, const fl
     }
 }
 
-static void gelu_fwd_base(float *y, const float *x, size_t n) { gelu_fwd_k(y, x, n); }
+/* One signature for both directions (the forward ignores dy). */
+typedef void (*gelu_fn)(float *out, const float *dy, const float *x, size_t n);
+static void gelu_fwd_base(float *y, const float *dy, const float *x, size_t n) { (void)dy, gelu_fwd_k(y, x, n); }
 static void gelu_bwd_base(float *dx, const float *dy, const float *x, size_t n) { gelu_bwd_k(dx, dy, x, n); }
 #ifdef RL_NN_AVX512
-TARGET_AVX512 static void gelu_fwd_avx512(float *y, const float *x, size_t n) { gelu_fwd_k(y, x, n); }
+TARGET_AVX512 static void gelu_fwd_avx512(float *y, const float *dy, const float *x, size_t n)
+{
+    (void)dy, gelu_fwd_k(y, x, n);
+}
 TARGET_AVX512 static void gelu_bwd_avx512(float *dx, const float *dy, const float *x, size_t n)
 {
     gelu_bwd_k(dx, dy, x, n);
 }
 #endif
 
-void rl_gelu_forward(float *y, const float *x, size_t n)
+/* The kernel over fixed blocks of GELU_BLOCK elements, one thread each. */
+static void gelu_blocks(bool fwd, float *out, const float *dy, const float *x, size_t n)
 {
-    void (*f)(float *, const float *, size_t) = gelu_fwd_base;
+    gelu_fn f = fwd ? gelu_fwd_base : gelu_bwd_base;
 #ifdef RL_NN_AVX512
-    if (use_avx512()) f = gelu_fwd_avx512;
+    if (use_avx512()) f = fwd ? gelu_fwd_avx512 : gelu_bwd_avx512;
 #endif
     const size_t nb = (n + GELU_BLOCK - 1) / GELU_BLOCK;
     RL_PAR_FOR_W(nb, 8 * GELU_BLOCK)
     for (size_t b = 0; b < nb; b++) {
         const size_t lo = b * GELU_BLOCK;
-        f(y + lo, x + lo, n - lo < GELU_BLOCK ? n - lo : GELU_BLOCK);
+        f(out + lo, dy ? dy + lo : NULL, x + lo, n - lo < GELU_BLOCK ? n - lo : GELU_BLOCK);
     }
 }
 
-void rl_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
-{
-    void (*f)(float *, const float *, const float *, size_t) = gelu_bwd_base;
-#ifdef RL_NN_AVX512
-    if (use_avx512()) f = gelu_bwd_avx512;
-#endif
-    const size_t nb = (n + GELU_BLOCK - 1) / GELU_BLOCK;
-    RL_PAR_FOR_W(nb, 8 * GELU_BLOCK)
-    for (size_t b = 0; b < nb; b++) {
-        const size_t lo = b * GELU_BLOCK;
-        f(dx + lo, dy + lo, x + lo, n - lo < GELU_BLOCK ? n - lo : GELU_BLOCK);
-    }
-}
+void rl_gelu_forward(float *y, const float *x, size_t n) { gelu_blocks(true, y, NULL, x, n); }
+void rl_gelu_backward(float *dx, const float *dy, const float *x, size_t n) { gelu_blocks(false, dx, dy, x, n); }
 
 /* ---- losses ---- */
 

@@ -21,17 +21,32 @@ BUILD   := build/mpi
 CC      := mpicc
 EXTRA_CFLAGS += -DRL_MPI
 endif
-PKGS    := openblas lapacke gsl jansson zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs jansson zlib 2>/dev/null) -llapacke -lgsl $(shell pkg-config --libs openblas 2>/dev/null) -lm
+# OpenBLAS's OpenMP flavour (libopenblas-openmp-dev): BLAS and the library's
+# element-wise loops then share one OpenMP pool of threads (lib/core/rl_blas.h).
+# The system-wide alternative points at the pthread flavour, so the flavour's
+# folder goes first in the run-time search path, as DT_RPATH (not RUNPATH):
+# it then also serves liblapacke's own liblapack.so.3 / libblas.so.3, and the
+# process holds one OpenBLAS. Without that folder the default flavour is used
+# and the element-wise loops stay on one thread. OPENBLAS_DIR= (empty) forces that.
+MULTIARCH   := $(shell $(CC) -print-multiarch 2>/dev/null)
+OPENBLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
+ifneq ($(OPENBLAS_DIR),)
+ifneq ($(wildcard $(OPENBLAS_DIR)/pkgconfig/openblas.pc),)
+BLAS_PC    := PKG_CONFIG_PATH=$(OPENBLAS_DIR)/pkgconfig
+BLAS_RPATH := -Wl,--disable-new-dtags,-rpath,$(OPENBLAS_DIR)
+endif
+endif
+PKGS    := lapacke gsl jansson zlib
+PKG_CFLAGS := $(shell $(BLAS_PC) pkg-config --cflags openblas 2>/dev/null) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs jansson zlib 2>/dev/null) -llapacke -lgsl $(shell $(BLAS_PC) pkg-config --libs openblas 2>/dev/null) $(BLAS_RPATH) -lmvec -lm
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
 CRIT_LIBS   := $(shell pkg-config --libs criterion 2>/dev/null)
 
 OPT     ?= -O2
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L
 WARN    := -Wall -Wextra -Werror
-CFLAGS  := $(CSTD) $(OPT) -g $(WARN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDFLAGS := $(EXTRA_LDFLAGS)
+CFLAGS  := $(CSTD) $(OPT) -g -fopenmp $(WARN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := -fopenmp $(EXTRA_LDFLAGS)
 
 LIB_SRC  := $(sort $(wildcard lib/*/*.c datasets/*.c))
 EXP_SRC  := $(sort $(wildcard experiments/*.c))
@@ -149,31 +164,19 @@ run: deps
 	$(R) sweep teacher $(RUN_FLAGS) --jobs $(JOBS)
 	$(R) report
 
-# Issue 7's performance targets, measured (never a timed test): writes
-# results/bench/bench.csv (one row per configuration, `target` first),
-# results/bench/pytorch.csv when Debian's python3-torch is installed (PEFT's
-# formulation under PyTorch, experiments/reference/), then the report.
-BENCH_STEP := --r 32 --out 768 --in 768 --tokens 4096
+# The performance targets (issue 13), measured (never a timed test):
+# experiments/bench.sh runs this tool and PyTorch like for like in interleaved
+# rounds (ROUNDS, default 3) -- single layers with and without dx, a 4-layer
+# stack, a whole ViT step -- and writes results/bench/{machine,compare_c,
+# compare_pytorch,compare,targets,bench}.csv, then the report. PyTorch runs
+# PEFT's own layers when PEFT_SRC names a PEFT checkout (make bench
+# PEFT_SRC=path), else the transcription experiments/reference/peft_step.py
+# (labelled so); without Debian's python3-torch the C side alone is measured.
+PEFT_SRC ?=
+ROUNDS   ?= 3
 bench: deps
 	$(MAKE) --no-print-directory all
-	@mkdir -p results/bench
-	{ echo "target,$$($(R) bench --csv --method lora --r 1 --out 16 --in 16 --tokens 1 --min-reps 1 --max-reps 1 --seconds 0.001 | head -n 1)"; \
-	  row() { t=$$1; shift; printf '%s,' "$$t"; $(R) bench --csv "$$@" | tail -n 1; }; \
-	  row step_t1_randlora --method randlora $(BENCH_STEP) --threads 1 && \
-	  row step_t1_lora --method lora $(BENCH_STEP) --threads 1 && \
-	  row step_t1_randlora_factorised --method randlora --path factorised $(BENCH_STEP) --threads 1 && \
-	  row step_t2_randlora --method randlora $(BENCH_STEP) --threads 2 && \
-	  row step_t2_lora --method lora $(BENCH_STEP) --threads 2 && \
-	  row sparse_dense --method randlora --bases dense --r 32 --out 1024 --in 1024 --tokens 256 --threads 1 && \
-	  row sparse_sparse --method randlora --bases sparse --r 32 --out 1024 --in 1024 --tokens 256 --threads 1 && \
-	  row sparse_very_sparse --method randlora --bases very_sparse --r 32 --out 1024 --in 1024 --tokens 256 --threads 1 && \
-	  row merge_dense --merge --method randlora --bases dense --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1 && \
-	  row merge_sparse --merge --method randlora --bases sparse --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1 && \
-	  row merge_very_sparse --merge --method randlora --bases very_sparse --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1; \
-	} > results/bench/bench.csv.tmp && mv results/bench/bench.csv.tmp results/bench/bench.csv
-	if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then \
-	  /usr/bin/python3 experiments/reference/peft_step.py --all results/bench/pytorch.csv; \
-	else echo "make bench: python3-torch not installed: the PyTorch comparison is skipped"; fi
+	R=$(R) OUT=results/bench ROUNDS=$(ROUNDS) PEFT_SRC=$(PEFT_SRC) OPENBLAS_DIR=$(OPENBLAS_DIR) bash experiments/bench.sh
 	$(R) report
 
 clean:

@@ -10,16 +10,21 @@
 #include "commands.h"
 #include "core/rl_blas.h"
 #include "core/rl_budget.h"
+#include "core/rl_clock.h"
+#include "core/rl_cpu.h"
+#include "core/rl_par.h"
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
 #include "flags.h"
+#include "models/rl_model.h"
 #include "train/rl_optim.h"
+#include "train/rl_train.h"
 
 bench_config bench_defaults(void)
 {
     return (bench_config){.method = RL_METHOD_RANDLORA, .bases = RL_BASES_DENSE, .path = RL_PATH_AUTO,
-                          .r = 32, .d_out = 768, .d_in = 768, .tokens = 1024, .layers = 1, .threads = 1,
-                          .opts = rl_bench_defaults()};
+                          .model = BENCH_LAYER, .r = 32, .d_out = 768, .d_in = 768, .tokens = 1024, .layers = 1,
+                          .threads = 1, .opts = rl_bench_defaults()};
 }
 
 rl_status bench_sgemm_rate(int threads, double *gflops)
@@ -28,8 +33,17 @@ rl_status bench_sgemm_rate(int threads, double *gflops)
     if (threads < 1 || threads > 64) return rl_fail(RL_EINVAL, "threads %d outside 1..64", threads);
     if (cached[threads] <= 0) {
         rl_blas_set_threads(threads);
-        RL_TRY(rl_sgemm_gflops(1024, 1.0, &cached[threads]));
+        RL_TRY(rl_blas_sgemm_rate(1024, 1.0, &cached[threads]));
     }
+    *gflops = cached[threads];
+    return RL_OK;
+}
+
+rl_status bench_fma_peak(int threads, double *gflops)
+{
+    static double cached[65];
+    if (threads < 1 || threads > 64) return rl_fail(RL_EINVAL, "threads %d outside 1..64", threads);
+    if (cached[threads] <= 0) RL_TRY(rl_cpu_fma_peak(RL_TIER_AVX512, threads, 0.3, &cached[threads]));
     *gflops = cached[threads];
     return RL_OK;
 }
@@ -37,6 +51,7 @@ rl_status bench_sgemm_rate(int threads, double *gflops)
 /* Everything one step touches, allocated before timing. */
 typedef struct {
     int L, n;
+    bool dx0;        /* the first layer computes dx */
     rl_shared_bases *bases;
     rl_adapter *ad[8];
     rl_layer *ly[8];
@@ -45,32 +60,47 @@ typedef struct {
     float *act[9];   /* act[0] = x, act[k+1] = output of layer k (after ReLU but the last) */
     float *pre[8];   /* pre-activation of layer k (for ReLU's backward) */
     float *G, *dA, *dB;
+    double *lt;      /* seconds of layer k in call c at lt[c·L + k] */
+    int calls, max_calls;
 } step_ctx;
+
+static void relu(float *out, const float *in, size_t m)
+{
+    RL_PAR_FOR_SIMD(m)
+    for (size_t e = 0; e < m; e++) out[e] = in[e] > 0 ? in[e] : 0.0f;
+}
+
+/* dx := 0 where the ReLU's input was <= 0 */
+static void relu_mask(float *dx, const float *pre, size_t m)
+{
+    RL_PAR_FOR_SIMD(m)
+    for (size_t e = 0; e < m; e++) dx[e] = pre[e] > 0 ? dx[e] : 0.0f;
+}
 
 static void step(void *p)
 {
     step_ctx *s = p;
+    double *lt = s->calls < s->max_calls ? s->lt + (size_t)s->calls * s->L : NULL;
     for (int k = 0; k < s->L; k++) {
+        double t0 = rl_now();
         rl_status st = rl_layer_forward(s->ly[k], s->act[k], s->n, s->pre[k]);
         RL_ASSERT(st == RL_OK, "%s", rl_errmsg());
-        size_t m = (size_t)s->n * rl_adapter_d_out(s->ad[k]);
-        if (k + 1 < s->L)
-            for (size_t e = 0; e < m; e++) s->act[k + 1][e] = s->pre[k][e] > 0 ? s->pre[k][e] : 0.0f;
+        if (k + 1 < s->L) relu(s->act[k + 1], s->pre[k], (size_t)s->n * rl_adapter_d_out(s->ad[k]));
+        if (lt) lt[k] = rl_now() - t0;
     }
     const float *dy = s->G;
     for (int k = s->L - 1; k >= 0; k--) {
+        double t0 = rl_now();
         rl_adapter_zero_grad(s->ad[k]);
-        float *dx = k > 0 ? (dy == s->dA ? s->dB : s->dA) : NULL;
+        float *dx = k > 0 || s->dx0 ? (dy == s->dA ? s->dB : s->dA) : NULL;
         rl_status st = rl_layer_backward(s->ly[k], s->act[k], dy, s->n, dx);
         RL_ASSERT(st == RL_OK, "%s", rl_errmsg());
         rl_adamw_step(s->opt[k], rl_adapter_span(s->ad[k]));
-        if (dx) { /* through the ReLU of layer k-1 */
-            size_t m = (size_t)s->n * rl_adapter_d_in(s->ad[k]);
-            for (size_t e = 0; e < m; e++)
-                if (s->pre[k - 1][e] <= 0) dx[e] = 0.0f;
-        }
+        if (dx && k > 0) relu_mask(dx, s->pre[k - 1], (size_t)s->n * rl_adapter_d_in(s->ad[k])); /* through layer k-1's ReLU */
         dy = dx;
+        if (lt) lt[k] += rl_now() - t0;
     }
+    s->calls++;
 }
 
 static void ctx_free(step_ctx *s)
@@ -87,7 +117,17 @@ static void ctx_free(step_ctx *s)
     rl_dealloc(s->G);
     rl_dealloc(s->dA);
     rl_dealloc(s->dB);
+    free(s->lt);
     rl_shared_bases_free(s->bases);
+}
+
+static rl_adapter_config adapter_config(const bench_config *c)
+{
+    rl_adapter_config ac = rl_adapter_config_default(c->method);
+    ac.r = c->r;
+    if (c->alpha > 0) ac.alpha = c->alpha;
+    else if (c->method == RL_METHOD_LORA) ac.alpha = 2.0 * c->r;
+    return ac;
 }
 
 static rl_status ctx_new(step_ctx *s, const bench_config *c)
@@ -95,27 +135,31 @@ static rl_status ctx_new(step_ctx *s, const bench_config *c)
     memset(s, 0, sizeof *s);
     s->L = c->layers;
     s->n = c->tokens;
+    s->dx0 = c->dx;
     const int n = c->tokens;
-    rl_adapter_config ac = rl_adapter_config_default(c->method);
-    ac.r = c->r;
-    if (c->alpha > 0) ac.alpha = c->alpha;
-    else if (c->method == RL_METHOD_LORA) ac.alpha = 2.0 * c->r;
+    rl_adapter_config ac = adapter_config(c);
     if (c->method == RL_METHOD_VERA || c->method == RL_METHOD_RANDLORA)
         RL_TRY(rl_shared_bases_new(&s->bases, c->method, c->r, c->d_out, c->d_in, c->bases, RL_BF16,
                                    RL_FMA, 0));
     rl_mt g;
     rl_mt_seed(&g, 42);
     rl_status st = RL_OK;
+    s->max_calls = c->opts.warmup + c->opts.max_reps;
+    s->lt = calloc((size_t)s->max_calls * s->L, sizeof *s->lt);
     s->act[0] = rl_alloc_floats((size_t)n * c->d_in);
-    if (!s->act[0]) return rl_fail(RL_ENOMEM, "bench: no memory for x");
+    if (!s->act[0] || !s->lt) return rl_fail(RL_ENOMEM, "bench: no memory for x");
     rl_mt_fill_normal(&g, s->act[0], (size_t)n * c->d_in, 1.0f);
     for (int k = 0; k < s->L && st == RL_OK; k++) {
         int o = c->d_out, i = c->d_in;
         size_t nw = (size_t)o * i;
-        /* A RandLora layer that will only take the materialised path needs no
+        const bool need_dx = k > 0 || c->dx;
+        /* A RandLora layer that will only take materialised routes needs no
          * per-token workspace (rl_adapter.h): its adapter is made with 0 rows. */
-        rl_path p = c->path == RL_PATH_AUTO ? rl_path_for(c->method, c->bases, o, i, c->r, n, k > 0) : c->path;
-        int rows = c->method == RL_METHOD_RANDLORA && p == RL_PATH_MATERIALISED ? 0 : n;
+        rl_plan p = c->path == RL_PATH_AUTO ? rl_plan_for(c->method, c->bases, o, i, c->r, n, need_dx, false)
+                                            : rl_plan_uniform(c->path);
+        bool all_m = p.fwd == RL_PATH_MATERIALISED && p.grads == RL_PATH_MATERIALISED &&
+                     (!need_dx || p.dx == RL_PATH_MATERIALISED);
+        int rows = c->method == RL_METHOD_RANDLORA && all_m ? 0 : n;
         if ((st = rl_adapter_new(&s->ad[k], &ac, o, i, s->bases, rows)) != RL_OK) break;
         s->W[k] = rl_alloc_floats(nw);
         s->b[k] = rl_alloc_floats((size_t)o);
@@ -132,17 +176,104 @@ static rl_status ctx_new(step_ctx *s, const bench_config *c)
         if ((st = rl_layer_new(&s->ly[k], c->method == RL_METHOD_FULL ? NULL : s->W[k], s->b[k], s->ad[k], n,
                                c->path)) != RL_OK)
             break;
+        rl_layer_expect_dx(s->ly[k], need_dx);
         st = rl_adamw_new(&s->opt[k], sp.n, 1e-4f, 0.0f);
     }
     if (st == RL_OK) {
-        /* dx buffers only where dx flows (between the layers of a stack) */
-        size_t ndx = s->L > 1 ? (size_t)n * c->d_in : 1;
+        /* dx buffers only where dx flows */
+        size_t ndx = s->L > 1 || c->dx ? (size_t)n * c->d_in : 1;
         s->G = rl_alloc_floats((size_t)n * c->d_out);
         s->dA = rl_alloc_floats(ndx);
         s->dB = rl_alloc_floats(ndx);
         if (!s->G || !s->dA || !s->dB) st = rl_fail(RL_ENOMEM, "bench: no memory");
         else rl_mt_fill_normal(&g, s->G, (size_t)n * c->d_out, 1.0f);
     }
+    return st;
+}
+
+static double median_of(double *x, int n)
+{
+    rl_summary sm;
+    return n > 0 && rl_stats_summarise(x, n, &sm) == RL_OK ? sm.median : NAN;
+}
+
+/* first_ms, inner_ms from the per-layer times of the timed calls (the last
+ * `timed` of s->calls). */
+static void layer_split(const step_ctx *s, int timed, double *first_ms, double *inner_ms)
+{
+    *first_ms = *inner_ms = NAN;
+    if (s->L < 2 || s->calls > s->max_calls || timed < 1) return;
+    double *f = malloc(2 * (size_t)timed * sizeof *f);
+    if (!f) return;
+    double *in = f + timed;
+    for (int c = 0; c < timed; c++) {
+        const double *lt = s->lt + (size_t)(s->calls - timed + c) * s->L;
+        f[c] = lt[0];
+        double sum = 0;
+        for (int k = 1; k < s->L; k++) sum += lt[k];
+        in[c] = sum / (s->L - 1);
+    }
+    *first_ms = 1e3 * median_of(f, timed);
+    *inner_ms = 1e3 * median_of(in, timed);
+    free(f);
+}
+
+/* ---- a whole ViT step ---- */
+
+typedef struct {
+    rl_trainer *t;
+    float *x;
+    int *y, B;
+} vit_ctx;
+
+static void vit_step(void *p)
+{
+    vit_ctx *v = p;
+    double loss;
+    int correct;
+    rl_status st = rl_trainer_step(v->t, v->x, v->y, v->B, &loss, &correct);
+    RL_ASSERT(st == RL_OK, "%s", rl_errmsg());
+}
+
+static rl_status bench_vit(const bench_config *c, bench_result *out)
+{
+    rl_model_config mc = {.kind = RL_MODEL_VIT, .n_classes = 5, .max_batch = c->tokens, .image = 28, .patch = 7,
+                          .dim = 64, .heads = 4, .mlp_dim = 256, .blocks = 4};
+    rl_model *m = NULL;
+    vit_ctx v = {.B = c->tokens};
+    RL_TRY(rl_model_new(&m, &mc, 42));
+    rl_adapter_config ac = adapter_config(c);
+    rl_status st = rl_model_attach(m, &ac, "q,k,v,o,fc1,fc2", c->bases, 0, c->path);
+    if (st == RL_OK && c->method != RL_METHOD_FULL) {
+        /* trained-looking adapter values (a zero LoRA B or λ would be a no-op) */
+        rl_mt g;
+        rl_mt_seed(&g, 43);
+        for (int i = 0; i < rl_model_n_linears(m); i++) {
+            rl_adapter *a = rl_model_linear_adapter(m, i);
+            if (a) rl_mt_fill_normal(&g, rl_adapter_span(a).p, rl_adapter_param_count(a), 0.01f);
+        }
+    }
+    rl_train_config tc = {.opt = RL_OPT_ADAMW, .lr = 1e-4, .weight_decay = 0.0, .clip = 0.0,
+                          .total_steps = 1L << 30, .warmup = 0, .lr_floor = 1e-4};
+    if (st == RL_OK) st = rl_trainer_new(&v.t, m, &tc);
+    const int in = rl_model_input_dim(m);
+    v.x = rl_alloc_floats((size_t)c->tokens * in);
+    v.y = calloc((size_t)c->tokens, sizeof *v.y);
+    if (st == RL_OK && (!v.x || !v.y)) st = rl_fail(RL_ENOMEM, "bench: no memory for a batch of %d", c->tokens);
+    if (st == RL_OK) {
+        rl_mt g;
+        rl_mt_seed(&g, 7);
+        for (size_t i = 0; i < (size_t)c->tokens * in; i++) v.x[i] = rl_mt_uniform01(&g);
+        for (int i = 0; i < c->tokens; i++) v.y[i] = (int)(rl_mt_next(&g) % 5u);
+        st = rl_bench_run(vit_step, &v, &c->opts, &out->time);
+        out->params = rl_model_trainable_count(m);
+        snprintf(out->chosen, sizeof out->chosen, "%s", c->method == RL_METHOD_FULL ? "direct" : "auto");
+        out->first_ms = out->inner_ms = NAN;
+    }
+    rl_trainer_free(v.t);
+    rl_model_free(m);
+    rl_dealloc(v.x);
+    free(v.y);
     return st;
 }
 
@@ -178,7 +309,7 @@ static rl_status bench_merge(const bench_config *c, bench_result *out)
         rl_bench_opts o = c->opts;
         st = rl_bench_run(merge_call, &m, &o, &out->time);
         out->params = rl_adapter_param_count(a);
-        out->chosen = "merge";
+        snprintf(out->chosen, sizeof out->chosen, "merge");
         double K = c->method == RL_METHOD_RANDLORA ? (double)c->r * rl_adapter_n_bases(a) : (double)c->r;
         out->gflop = (2.0 * c->d_out * c->d_in * K) / 1e9; /* dense ΔW product */
     }
@@ -192,6 +323,7 @@ rl_status bench_run(const bench_config *c, bench_result *out)
 {
     memset(out, 0, sizeof *out);
     out->cfg = *c;
+    out->first_ms = out->inner_ms = NAN;
     if (c->r <= 0 && c->method != RL_METHOD_FULL) return rl_fail(RL_EINVAL, "bench: --r must be positive");
     if (c->d_out <= 0 || c->d_in <= 0 || c->tokens <= 0)
         return rl_fail(RL_EINVAL, "bench: --out, --in and --tokens must be positive");
@@ -200,35 +332,39 @@ rl_status bench_run(const bench_config *c, bench_result *out)
         return rl_fail(RL_EINVAL, "bench: a stack needs square layers (--out %d, --in %d)", c->d_out, c->d_in);
     if (c->path == RL_PATH_MATERIALISED && c->method != RL_METHOD_RANDLORA)
         return rl_fail(RL_EINVAL, "bench: --path materialised exists for randlora only");
+    if (c->model == BENCH_VIT && (c->merge || c->layers != 1))
+        return rl_fail(RL_EINVAL, "bench: --model vit times a whole model step (no --merge, --layers)");
     RL_TRY(bench_sgemm_rate(c->threads, &out->sgemm_gflops));
+    RL_TRY(bench_fma_peak(c->threads, &out->fma_gflops));
     rl_blas_set_threads(c->threads);
-    if (c->merge) {
-        size_t mem_before = rl_mem_current();
-        rl_mem_reset_peak();
-        rl_status ms = bench_merge(c, out);
-        if (ms == RL_OK) {
-            out->gflops = out->gflop / out->time.wall.median;
-            out->bound_ms = 1e3 * out->gflop / out->sgemm_gflops;
-            out->peak_tensor_bytes = rl_mem_peak() - mem_before;
-            out->peak_rss_bytes = rl_rss_peak_bytes();
-        }
-        return ms;
-    }
-
     size_t mem_before = rl_mem_current();
     rl_mem_reset_peak();
     rl_rss_reset_peak(); /* best effort: if refused, the RSS peak covers the whole process */
+    rl_status st;
+    if (c->merge || c->model == BENCH_VIT) {
+        st = c->merge ? bench_merge(c, out) : bench_vit(c, out);
+        if (st == RL_OK) {
+            out->gflops = out->gflop > 0 ? out->gflop / out->time.wall.median : NAN;
+            out->bound_ms = out->gflop > 0 ? 1e3 * out->gflop / out->sgemm_gflops : NAN;
+            out->peak_tensor_bytes = rl_mem_peak() - mem_before;
+            out->peak_rss_bytes = rl_rss_peak_bytes();
+        }
+        return st;
+    }
     step_ctx s;
-    rl_status st = ctx_new(&s, c);
+    st = ctx_new(&s, c);
     if (st == RL_OK) st = rl_bench_run(step, &s, &c->opts, &out->time);
     if (st == RL_OK) {
         double flops = 0;
         for (int k = 0; k < s.L; k++) {
-            rl_path p = rl_layer_choose_path(s.ly[k], s.n, k > 0);
-            flops += rl_layer_step_flops(s.ly[k], p, s.n, k > 0);
+            const bool need_dx = k > 0 || c->dx;
+            rl_plan p = rl_layer_choose_plan(s.ly[k], s.n, need_dx);
+            flops += rl_layer_plan_flops(s.ly[k], p, s.n, need_dx);
             out->params += rl_adapter_param_count(s.ad[k]);
-            out->chosen = c->method == RL_METHOD_FULL ? "direct" : rl_path_name(p);
+            if (c->method == RL_METHOD_FULL) snprintf(out->chosen, sizeof out->chosen, "direct");
+            else if (k == s.L - 1) rl_plan_name(p, need_dx, out->chosen, sizeof out->chosen); /* an inner layer's */
         }
+        layer_split(&s, out->time.wall.n, &out->first_ms, &out->inner_ms);
         out->gflop = flops / 1e9;
         out->gflops = out->gflop / out->time.wall.median;
         out->bound_ms = 1e3 * out->gflop / out->sgemm_gflops;
@@ -239,28 +375,31 @@ rl_status bench_run(const bench_config *c, bench_result *out)
     return st;
 }
 
+/* The columns of issue 7's harness first, in their order (the gnuplot scripts read
+ * them by number), then what issue 13 added. */
 const char *bench_csv_header(void)
 {
     return "method,bases,path,chosen,r,out,in,tokens,layers,threads,params,median_ms,p25_ms,p75_ms,"
            "ci95_lo_ms,ci95_hi_ms,cpu_ms,reps,gflop,gflops,sgemm_gflops,sgemm_fraction,bound_ms,"
-           "peak_tensor_bytes,peak_rss_bytes,core";
+           "peak_tensor_bytes,peak_rss_bytes,core,model,dx,first_ms,inner_ms,fma_gflops,foreign_cpu";
 }
 
 void bench_csv_row(const bench_result *r, char *buf, size_t len)
 {
     const bench_config *c = &r->cfg;
     const rl_summary *w = &r->time.wall;
-    bool has_bases = c->method == RL_METHOD_RANDLORA;
+    const bool has_bases = c->method == RL_METHOD_RANDLORA, vit = c->model == BENCH_VIT;
     snprintf(buf, len,
              "%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%zu,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.5f,%.2f,%.2f,%.4f,%.4f,"
-             "%zu,%zu,%s\n",
+             "%zu,%zu,%s,%s,%d,%.4f,%.4f,%.2f,%.4f\n",
              rl_method_name(c->method), has_bases ? rl_bases_kind_name(c->bases) : "-",
              c->method == RL_METHOD_RANDLORA ? rl_path_name(c->path) : "-", r->chosen,
-             c->method == RL_METHOD_FULL ? 0 : c->r, c->d_out, c->d_in, c->tokens, c->layers, c->threads,
-             r->params, 1e3 * w->median, 1e3 * w->p25, 1e3 * w->p75, 1e3 * w->ci_lo, 1e3 * w->ci_hi,
-             1e3 * r->time.cpu_per_call, w->n, r->gflop, r->gflops, r->sgemm_gflops,
-             r->gflops / r->sgemm_gflops, r->bound_ms, r->peak_tensor_bytes, r->peak_rss_bytes,
-             rl_blas_corename());
+             c->method == RL_METHOD_FULL ? 0 : c->r, vit ? 64 : c->d_out, vit ? 64 : c->d_in, c->tokens,
+             vit ? 4 : c->layers, c->threads, r->params, 1e3 * w->median, 1e3 * w->p25, 1e3 * w->p75,
+             1e3 * w->ci_lo, 1e3 * w->ci_hi, 1e3 * r->time.cpu_per_call, w->n, r->gflop, r->gflops, r->sgemm_gflops,
+             r->gflops / r->sgemm_gflops, r->bound_ms, r->peak_tensor_bytes, r->peak_rss_bytes, rl_blas_corename(),
+             vit ? "vit" : "layer", vit || c->dx || c->layers > 1 ? 1 : 0, r->first_ms, r->inner_ms, r->fma_gflops,
+             r->time.foreign_cpu);
 }
 
 /* ---- the command ---- */
@@ -270,13 +409,23 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: randlora bench --method full|lora|vera|randlora [--r R] [--out O] [--in I]\n"
             "                      [--tokens T] [--bases dense|sparse|very_sparse] [--threads N]\n"
-            "                      [--path auto|factorised|materialised] [--layers L] [--alpha A]\n"
-            "                      [--min-reps N] [--max-reps N] [--seconds S] [--merge] [--csv]\n"
-            "                      [--max-memory BYTES]\n"
+            "                      [--path auto|factorised|materialised] [--layers L] [--dx] [--alpha A]\n"
+            "                      [--model layer|vit] [--min-reps N] [--max-reps N] [--seconds S]\n"
+            "                      [--merge] [--csv] [--max-memory BYTES]\n"
+            "       randlora bench --machine [--threads N] [--csv]\n"
+            "       randlora bench --targets DIR\n"
             "  Times one training step (forward, backward, AdamW) of one adapted linear layer\n"
-            "  (or a stack of L square layers with ReLU), frozen base; with --merge, merging the\n"
-            "  adapter into one weight instead. Defaults: randlora r=32,\n"
-            "  768x768, 1024 tokens, dense bases, auto path, 1 thread.\n" FLAG_MAX_MEMORY_USAGE);
+            "  (--dx: computing dx too, as an inner layer), or of a stack of L square layers with\n"
+            "  ReLU (first layer without dx, then per-layer split: first, inner), frozen base;\n"
+            "  --model vit: a whole ViT step (28x28 images, patch 7, dim 64, 4 heads, MLP 256,\n"
+            "  4 blocks, 5 classes; adapters on q,k,v,o,fc1,fc2; --tokens images per batch);\n"
+            "  --merge: merging the adapter into one weight instead. Defaults: randlora r=32,\n"
+            "  768x768, 1024 tokens, dense bases, auto path, 1 thread.\n"
+            "  --machine: the BLAS core in use and how it was chosen, this CPU's vector tier,\n"
+            "  SGEMM rate (1024^3) and register-only FMA peak at N threads.\n"
+            "  --targets DIR: the performance targets from the rounds `make bench` wrote into DIR\n"
+            "  (compare_c.csv, compare_pytorch.csv, machine.csv): DIR/compare.csv, DIR/targets.csv.\n"
+            FLAG_MAX_MEMORY_USAGE);
 }
 
 #define BENCH_CMD "randlora bench"
@@ -318,22 +467,65 @@ static bool named(const char *flag, rl_status st)
     return st == RL_OK;
 }
 
+/* --machine: what the figures of this run stand on. */
+static int machine(int threads, bool csv)
+{
+    double sg = 0, fma = 0;
+    if (bench_sgemm_rate(threads, &sg) != RL_OK || bench_fma_peak(threads, &fma) != RL_OK) {
+        fprintf(stderr, "randlora bench: %s\n", rl_errmsg());
+        return 1;
+    }
+    rl_cpu_features f;
+    rl_cpu_detect(&f);
+    char cpu[256];
+    rl_cpu_describe(&f, cpu, sizeof cpu);
+    const char *sel = rl_blas_selection()[0] ? rl_blas_selection() : rl_blas_corename();
+    if (csv) {
+        /* free text without commas, so that the CSV needs no quoting */
+        char s2[256], c2[256];
+        snprintf(s2, sizeof s2, "%s", sel);
+        snprintf(c2, sizeof c2, "%s", cpu);
+        for (char *p = s2; *p; p++) *p = *p == ',' ? ';' : *p;
+        for (char *p = c2; *p; p++) *p = *p == ',' ? ';' : *p;
+        printf("threads,core,blas_threading,cpu_tier,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,selection,cpu\n");
+        printf("%d,%s,%s,%s,%.2f,%.2f,%.4f,%s,%s\n", threads, rl_blas_corename(), rl_blas_threading(),
+               rl_cpu_tier_name(rl_cpu_tier_of(&f)), sg, fma, sg / fma, s2, c2);
+        return 0;
+    }
+    printf("cpu      %s\n", cpu);
+    printf("blas     %s, %s threads; core %s\n", rl_blas_config(), rl_blas_threading(), sel);
+    printf("threads  %d: SGEMM 1024^3 %.1f GFLOP/s = %.0f%% of the register-only FMA peak %.1f GFLOP/s\n", threads, sg,
+           100 * sg / fma, fma);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     bench_config c = bench_defaults();
-    bool csv = false;
+    bool csv = false, mach = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
         if (strcmp(a, "--csv") == 0) { csv = true; continue; }
         if (strcmp(a, "--merge") == 0) { c.merge = true; continue; }
+        if (strcmp(a, "--dx") == 0) { c.dx = true; continue; }
+        if (strcmp(a, "--machine") == 0) { mach = true; continue; }
+        if (strcmp(a, "--targets") == 0) {
+            if (!v) { fprintf(stderr, "randlora bench: --targets needs a directory\n"); return 2; }
+            return bench_targets(v);
+        }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); return 0; }
         if (!v) { fprintf(stderr, "randlora bench: %s needs a value\n", a); return 2; }
         i++;
         if (strcmp(a, "--method") == 0) ok = named(a, rl_method_parse(v, &c.method));
         else if (strcmp(a, "--bases") == 0) ok = named(a, rl_bases_kind_parse(v, &c.bases));
         else if (strcmp(a, "--path") == 0) ok = named(a, rl_path_parse(v, &c.path));
-        else if (strcmp(a, "--r") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.r);
+        else if (strcmp(a, "--model") == 0) {
+            static const char *const models[2] = {"layer", "vit"};
+            int k = 0;
+            ok = flag_choice(BENCH_CMD, a, v, models, 2, &k);
+            c.model = k ? BENCH_VIT : BENCH_LAYER;
+        } else if (strcmp(a, "--r") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.r);
         else if (strcmp(a, "--out") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.d_out);
         else if (strcmp(a, "--in") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.d_in);
         else if (strcmp(a, "--tokens") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 30, &c.tokens);
@@ -352,6 +544,7 @@ int cmd_bench(int argc, char **argv)
         if (!ok) return 2;
     }
     if (c.opts.max_reps < c.opts.min_reps) c.opts.max_reps = c.opts.min_reps;
+    if (mach) return machine(c.threads, csv);
     bench_result r;
     rl_status st = bench_budget(&c);
     if (st == RL_OK) st = bench_run(&c, &r);
@@ -366,17 +559,30 @@ int cmd_bench(int argc, char **argv)
         return 0;
     }
     const rl_summary *w = &r.time.wall;
-    printf("%s%s%s r=%d %dx%d tokens=%d layers=%d threads=%d path=%s params=%zu\n",
-           rl_method_name(c.method), c.method == RL_METHOD_RANDLORA ? "/" : "",
-           c.method == RL_METHOD_RANDLORA ? rl_bases_kind_name(c.bases) : "", c.r, c.d_out, c.d_in, c.tokens,
-           c.layers, c.threads, r.chosen, r.params);
+    if (c.model == BENCH_VIT)
+        printf("vit %s%s%s r=%d batch=%d (16 tokens each) threads=%d params=%zu\n", rl_method_name(c.method),
+               c.method == RL_METHOD_RANDLORA ? "/" : "", c.method == RL_METHOD_RANDLORA ? rl_bases_kind_name(c.bases) : "",
+               c.r, c.tokens, c.threads, r.params);
+    else
+        printf("%s%s%s r=%d %dx%d tokens=%d layers=%d dx=%s threads=%d path=%s params=%zu\n", rl_method_name(c.method),
+               c.method == RL_METHOD_RANDLORA ? "/" : "", c.method == RL_METHOD_RANDLORA ? rl_bases_kind_name(c.bases) : "",
+               c.r, c.d_out, c.d_in, c.tokens, c.layers,
+               c.layers > 1 ? (c.dx ? "every layer" : "every layer but the first") : (c.dx ? "yes" : "no"), c.threads,
+               r.chosen, r.params);
     printf("  step  median %.3f ms  IQR [%.3f, %.3f]  median 95%% CI [%.3f, %.3f] (%.1f%%)  n=%d  cpu %.3f ms\n",
            1e3 * w->median, 1e3 * w->p25, 1e3 * w->p75, 1e3 * w->ci_lo, 1e3 * w->ci_hi,
            100 * w->ci_coverage, w->n, 1e3 * r.time.cpu_per_call);
-    printf("  FLOP model %.4f GFLOP -> %.1f GFLOP/s = %.0f%% of SGEMM %.1f GFLOP/s (bound %.3f ms, %.2fx)\n",
-           r.gflop, r.gflops, 100 * r.gflops / r.sgemm_gflops, r.sgemm_gflops, r.bound_ms,
-           1e3 * w->median / r.bound_ms);
-    printf("  memory: peak tensor bytes %zu (library), peak RSS %zu (process VmHWM)  core %s\n",
-           r.peak_tensor_bytes, r.peak_rss_bytes, rl_blas_corename());
+    if (c.layers > 1)
+        printf("  per layer: first %.3f ms (%s), inner %.3f ms (mean of %d)\n", r.first_ms, c.dx ? "with dx" : "no dx",
+               r.inner_ms, c.layers - 1);
+    if (r.gflop > 0)
+        printf("  FLOP model %.4f GFLOP -> %.1f GFLOP/s = %.0f%% of SGEMM %.1f GFLOP/s (bound %.3f ms, %.2fx)\n",
+               r.gflop, r.gflops, 100 * r.gflops / r.sgemm_gflops, r.sgemm_gflops, r.bound_ms,
+               1e3 * w->median / r.bound_ms);
+    printf("  machine: SGEMM %.1f GFLOP/s = %.0f%% of the FMA peak %.1f GFLOP/s (%d thread%s); core %s\n", r.sgemm_gflops,
+           100 * r.sgemm_gflops / r.fma_gflops, r.fma_gflops, c.threads, c.threads > 1 ? "s" : "",
+           rl_blas_selection()[0] ? rl_blas_selection() : rl_blas_corename());
+    printf("  memory: peak tensor bytes %zu (library), peak RSS %zu (process VmHWM)\n", r.peak_tensor_bytes,
+           r.peak_rss_bytes);
     return 0;
 }

@@ -1,10 +1,22 @@
-/* bench.h -- one timed training step of an adapted linear layer (or a small
- * stack of them): forward, backward, AdamW update, with a frozen base.
+/* bench.h -- one timed training step of an adapted linear layer, a small
+ * stack of them, or a whole ViT: forward, backward, AdamW update, with a
+ * frozen base.
  *
- * Loss: L = Σ y ⊙ G for a fixed random G, so ∂L/∂y = G costs nothing and the
- * step times only the layer. A stack is `layers` square (out x out) layers
- * with ReLU between them; dx flows through every layer but the first.
- * Full fine-tuning trains the whole weight (no separate frozen base).
+ * Layer and stack: loss L = Σ y ⊙ G for a fixed random G, so ∂L/∂y = G costs
+ * nothing and the step times only the layers. A stack is `layers` square
+ * (out x out) layers with ReLU between them; dx flows through every layer
+ * but the first, which computes dx too with `dx` (a single layer with dx is
+ * an inner layer of a network). Each layer's share of a step (its forward,
+ * ReLU, backward, AdamW and mask) is timed on its own as well: first_ms is
+ * the first layer's median, inner_ms the median over steps of the mean of
+ * the other layers. Full fine-tuning trains the whole weight (no separate
+ * frozen base).
+ *
+ * ViT (model): lib/models' ViT (image 28, patch 7: 16 tokens, dim 64, 4
+ * heads, MLP 256, 4 blocks, 5 classes), adapters on q, k, v, o, fc1, fc2,
+ * the head trained too; `tokens` images per batch, mean cross-entropy,
+ * AdamW (no clipping), as experiments/reference/peft_bench.py --kind vit.
+ *
  * With `merge`, what is timed is merging the adapter into one weight
  * (ΔW built and added: the cost of deploying it); tokens are unused.
  */
@@ -17,11 +29,15 @@
 #include "adapters/rl_layer.h"
 #include "analysis/rl_probe.h"
 
+typedef enum { BENCH_LAYER = 0, BENCH_VIT = 1 } bench_model;
+
 typedef struct {
     rl_method method;
     rl_bases_kind bases;
     rl_path path;
+    bench_model model;
     int r, d_out, d_in, tokens, layers, threads;
+    bool dx;                /* the first layer computes dx as well */
     bool merge;             /* time rl_adapter_merge of one (d_out, d_in) weight instead of a step */
     double alpha;           /* <= 0: the method's PEFT default (2r for lora) */
     rl_bench_opts opts;
@@ -29,23 +45,31 @@ typedef struct {
 
 typedef struct {
     bench_config cfg;
-    const char *chosen;     /* the path the step took */
+    char chosen[64];        /* the plan the step took (rl_plan_name) */
     size_t params;          /* trainable parameters */
     rl_bench_result time;   /* seconds per step */
-    double gflop;           /* FLOP model (rl_layer_step_flops), 1e9 */
+    double first_ms, inner_ms; /* per-layer split of a stack (NAN for one layer / ViT) */
+    double gflop;           /* FLOP model (rl_layer_plan_flops; 0 for the ViT), 1e9 */
     double gflops;          /* gflop / median time */
     double sgemm_gflops;    /* this machine's SGEMM rate, same run and threads */
+    double fma_gflops;      /* this machine's FMA peak, same threads */
     double bound_ms;        /* gflop / sgemm rate */
     size_t peak_tensor_bytes, peak_rss_bytes;
 } bench_result;
 
 bench_config bench_defaults(void);
 
-/* Measure the SGEMM anchor (1024^3, at the current thread count) once per
- * thread count and remember it. */
+/* The SGEMM anchor (1024^3) and the register-only FMA peak (rl_cpu.h), at
+ * `threads` threads: measured once per thread count and remembered. */
 rl_status bench_sgemm_rate(int threads, double *gflops);
+rl_status bench_fma_peak(int threads, double *gflops);
 
 rl_status bench_run(const bench_config *c, bench_result *out);
+
+/* `randlora bench --targets DIR` (bench_targets.c): issue 13's targets from
+ * the rounds `make bench` wrote into DIR; writes DIR/compare.csv and
+ * DIR/targets.csv and prints them. Returns the exit code. */
+int bench_targets(const char *dir);
 
 /* CSV header (no newline) and one row (with newline) into buf. */
 const char *bench_csv_header(void);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "kernels.h"
 #include "sweep.h"
 
 typedef struct {
@@ -68,6 +69,7 @@ static int dispatch(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
+    kernels_choose(argv); /* may re-execute the command once, on better BLAS kernels */
     sweep_mpi_init(&argc, &argv); /* no-op without make MPI=1 */
     int rc = dispatch(argc, argv);
     sweep_mpi_finalize();

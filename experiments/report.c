@@ -209,7 +209,8 @@ void report_machine(sbuf *b, const char *dir)
         char line[512];
         while (fgets(line, sizeof line, fp))
             if (strstr(line, "\"cpu\"") || strstr(line, "openblas") || strstr(line, "threads") ||
-                strstr(line, "compiler") || strstr(line, "online_cpus") || strstr(line, "written_utc"))
+                strstr(line, "compiler") || strstr(line, "online_cpus") || strstr(line, "written_utc") ||
+                strstr(line, "cpu_features") || strstr(line, "gflops") || strstr(line, "fma_peak"))
                 rp_put(b, "%s", line);
         fclose(fp);
         rp_put(b, "```\n\n");

@@ -7,6 +7,8 @@
  *   time_vs_size  r = 32, 1024 tokens, 256², 512², 768², 1024², 3072x768
  *   crossover     RandLora dense r = 32 on both paths and auto, and LoRA,
  *                 768² and 1024², tokens 64..4096: where materialising wins
+ *   crossover_dx  the same at 768² for an inner layer (computing dx), where
+ *                 auto may mix the routes term by term (rl_layer.h)
  *   stack         4 square 768 layers with ReLU, 512 tokens, r = 32
  *   threads       768², 4096 tokens, r = 32, every method, 1 and 2 threads
  * then slopes.csv: log-log least-squares slope of time against out·in per
@@ -23,8 +25,9 @@
 #include "core/rl_blas.h"
 #include "sweep.h"
 
-#define N_TABLES 5
-static const char *const tables[N_TABLES] = {"time_vs_r", "time_vs_size", "crossover", "stack", "threads"};
+#define N_TABLES 6
+static const char *const tables[N_TABLES] = {"time_vs_r", "time_vs_size", "crossover", "stack", "threads",
+                                             "crossover_dx"};
 
 typedef struct {
     int table;
@@ -126,6 +129,15 @@ static void build_grid(grid *g, bool full)
             l.method = RL_METHOD_LORA;
             add(g, 2, l);
         }
+    /* crossover of an inner layer: auto may mix the routes */
+    for (int t = 0; t < 7; t++)
+        for (int p = 0; p < 3; p++) {
+            bench_config d = base;
+            d.tokens = toks[t];
+            d.dx = true;
+            d.path = (rl_path)p;
+            add(g, 5, d);
+        }
     /* stack */
     bench_config st = base;
     st.layers = 4;
@@ -149,6 +161,7 @@ static void point_key(const cost_point *p, char *buf, size_t len)
              c->method == RL_METHOD_RANDLORA ? rl_bases_kind_name(c->bases) : "-",
              c->method == RL_METHOD_RANDLORA ? rl_path_name(c->path) : "-", c->method == RL_METHOD_FULL ? 0 : c->r,
              c->d_out, c->d_in, c->tokens, c->layers, c->threads);
+    if (c->dx) snprintf(buf + strlen(buf), len - strlen(buf), ";dx=1");
 }
 
 /* slopes.csv and slopes.gp (labels for the log-log plot) from time_vs_size. */

@@ -36,9 +36,11 @@ ParameterizedTestParameters(layer, randlora_paths_agree)
     return cr_make_param_array(lcase, cases, sizeof cases / sizeof cases[0]);
 }
 
-/* Factorised and materialised steps compute the same output, dx and
- * gradients. Both are float32 with reductions of length <= 33 taken in a
- * different order: 1e-5 relative to the largest entry is ~100 ulp of room. */
+/* Every plan (each of forward, parameter gradients and dx factorised or
+ * materialised) computes the same output, dx and gradients as the all-
+ * factorised step. Both are float32 with reductions of length <= 33 taken in
+ * a different order: 1e-5 relative to the largest entry is ~100 ulp of room.
+ * The ternary kernels (very_sparse) take uniform plans only. */
 ParameterizedTest(lcase *c, layer, randlora_paths_agree)
 {
     const int n = 7, o = c->d_out, i = c->d_in;
@@ -51,7 +53,7 @@ ParameterizedTest(lcase *c, layer, randlora_paths_agree)
     rl_adapter *a = NULL;
     cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
     float *W = rl_alloc_floats((size_t)o * i), *bias = rl_alloc_floats(o), *x = rl_alloc_floats((size_t)n * i);
-    float *dy = rl_alloc_floats((size_t)n * o), *y[2], *dx[2], *g[2];
+    float *dy = rl_alloc_floats((size_t)n * o), *y[8], *dx[8], *g[8];
     rl_mt gen;
     rl_mt_seed(&gen, 8);
     rl_mt_fill_normal(&gen, W, (size_t)o * i, 0.3f);
@@ -60,29 +62,38 @@ ParameterizedTest(lcase *c, layer, randlora_paths_agree)
     rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
     rl_span s = rl_adapter_span(a);
     rl_mt_fill_normal(&gen, s.p, s.n, 0.2f);
-    for (int p = 0; p < 2; p++) {
+    const rl_path F = RL_PATH_FACTORISED, M = RL_PATH_MATERIALISED;
+    for (int p = 0; p < 8; p++) {
+        rl_plan plan = {p & 1 ? M : F, p & 2 ? M : F, p & 4 ? M : F};
         rl_layer *l = NULL;
-        rl_path path = p ? RL_PATH_MATERIALISED : RL_PATH_FACTORISED;
-        cr_assert_eq(rl_layer_new(&l, W, bias, a, n, path), RL_OK, "%s", rl_errmsg());
+        cr_assert_eq(rl_layer_new(&l, W, bias, a, n, RL_PATH_AUTO), RL_OK, "%s", rl_errmsg());
         y[p] = rl_alloc_floats((size_t)n * o);
         dx[p] = rl_alloc_floats((size_t)n * i);
         g[p] = rl_alloc_floats(s.n);
+        bool uniform = p == 0 || p == 7;
+        if (c->kind == RL_BASES_VERY_SPARSE && !uniform) {
+            cr_assert_eq(rl_layer_fix_plan(l, plan), RL_EINVAL, "mixed plan on the ternary kernels");
+            rl_layer_free(l);
+            continue;
+        }
+        cr_assert_eq(rl_layer_fix_plan(l, plan), RL_OK, "%s", rl_errmsg());
         rl_adapter_zero_grad(a);
         cr_assert_eq(rl_layer_forward(l, x, n, y[p]), RL_OK);
         cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[p]), RL_OK);
         memcpy(g[p], s.g, s.n * sizeof(float));
         rl_layer_free(l);
+        if (p == 0) continue;
+        cr_assert(rel(y[p], y[0], (size_t)n * o) <= 1e-5, "plan %d output %g", p, rel(y[p], y[0], (size_t)n * o));
+        cr_assert(rel(dx[p], dx[0], (size_t)n * i) <= 1e-5, "plan %d dx %g", p, rel(dx[p], dx[0], (size_t)n * i));
+        cr_assert(rel(g[p], g[0], s.n) <= 1e-5, "plan %d grads %g", p, rel(g[p], g[0], s.n));
     }
-    cr_assert(rel(y[1], y[0], (size_t)n * o) <= 1e-5, "output %g", rel(y[1], y[0], (size_t)n * o));
-    cr_assert(rel(dx[1], dx[0], (size_t)n * i) <= 1e-5, "dx %g", rel(dx[1], dx[0], (size_t)n * i));
-    cr_assert(rel(g[1], g[0], s.n) <= 1e-5, "grads %g", rel(g[1], g[0], s.n));
     /* and the factorised layer is base + adapter */
     float *yb = rl_alloc_floats((size_t)n * o);
     for (int t = 0; t < n; t++) memcpy(yb + (size_t)t * o, bias, o * sizeof(float));
     rl_gemm(RL_NOTRANS, RL_TRANS, n, o, i, 1.0f, x, i, W, i, 1.0f, yb, o);
     cr_assert_eq(rl_adapter_forward(a, x, n, yb), RL_OK);
     cr_assert(rel(y[0], yb, (size_t)n * o) <= 1e-6);
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < 8; p++) {
         rl_dealloc(y[p]);
         rl_dealloc(dx[p]);
         rl_dealloc(g[p]);
@@ -105,7 +116,7 @@ RL_TEST(layer, training_step_allocates_nothing)
     const int n = 16, o = 24, i = 20, r = 4;
     static const int methods[4] = {RL_METHOD_FULL, RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
     for (int m = 0; m < 4; m++)
-        for (int p = 0; p < (methods[m] == RL_METHOD_RANDLORA ? 3 : 1); p++) {
+        for (int p = 0; p < (methods[m] == RL_METHOD_RANDLORA || methods[m] == RL_METHOD_VERA ? 3 : 1); p++) {
             rl_shared_bases *b = NULL;
             if (methods[m] == RL_METHOD_VERA || methods[m] == RL_METHOD_RANDLORA)
                 cr_assert_eq(rl_shared_bases_new(&b, methods[m], r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 0), RL_OK);
@@ -150,11 +161,42 @@ RL_TEST(layer, path_rules)
     float w;
     rl_layer *l = NULL;
     cr_assert_eq(rl_layer_new(&l, &w, NULL, a, 4096, RL_PATH_AUTO), RL_OK);
-    /* the FLOP model: few tokens -> factorised, many -> materialised */
-    cr_assert_eq(rl_layer_choose_path(l, 64, false), RL_PATH_FACTORISED);
-    cr_assert_eq(rl_layer_choose_path(l, 4096, false), RL_PATH_MATERIALISED);
-    cr_assert(rl_layer_step_flops(l, RL_PATH_MATERIALISED, 4096, false) <
-              rl_layer_step_flops(l, RL_PATH_FACTORISED, 4096, false));
+    /* the FLOP model: few tokens -> factorised, many -> materialised, and
+     * between the two crossovers (the forward's at n = oi/(o+i) = 384, the
+     * gradients' at n = Koi/(K(o+i) - oi) = 768) the forward and dx take ΔW
+     * while the gradients stay factorised */
+    const rl_path F = RL_PATH_FACTORISED, M = RL_PATH_MATERIALISED;
+    rl_plan p64 = rl_layer_choose_plan(l, 64, true), p4k = rl_layer_choose_plan(l, 4096, true);
+    rl_plan p512 = rl_layer_choose_plan(l, 512, true);
+    cr_assert(p64.fwd == F && p64.grads == F && p64.dx == F);
+    cr_assert(p4k.fwd == M && p4k.grads == M && p4k.dx == M);
+    cr_assert(p512.fwd == M && p512.grads == F && p512.dx == M);
+    char name[64];
+    cr_assert_str_eq(rl_plan_name(p512, true, name, sizeof name), "mixed(fwd=M grads=F dx=M)");
+    cr_assert_str_eq(rl_plan_name(p4k, true, name, sizeof name), "materialised");
+    /* the chosen plan is never worse in the model than either uniform one */
+    for (int n = 16; n <= 8192; n *= 2)
+        for (int dx = 0; dx < 2; dx++) {
+            double best = rl_layer_plan_flops(l, rl_layer_choose_plan(l, n, dx), n, dx);
+            cr_assert(best <= rl_layer_plan_flops(l, rl_plan_uniform(F), n, dx));
+            cr_assert(best <= rl_layer_plan_flops(l, rl_plan_uniform(M), n, dx));
+        }
+    cr_assert(rl_layer_plan_flops(l, rl_plan_uniform(M), 4096, false) <
+              rl_layer_plan_flops(l, rl_plan_uniform(F), 4096, false));
+    /* VeRA takes one route: factorised at 768², r = 32 (a thin update), ΔW
+     * when r is large next to the layer (r = 256 on the ViT's 64x64 q) */
+    rl_plan v1 = rl_plan_for(RL_METHOD_VERA, RL_BASES_DENSE, 768, 768, 32, 4096, true, false);
+    rl_plan v2 = rl_plan_for(RL_METHOD_VERA, RL_BASES_DENSE, 64, 64, 256, 2048, true, false);
+    cr_assert(v1.fwd == F && v1.grads == F && v1.dx == F);
+    cr_assert(v2.fwd == M && v2.grads == M && v2.dx == M);
+    /* the model term by term, written out for 768², r = 32 (K = 768), n = 512, with dx */
+    {
+        const double N = 512, o = 768, i = 768, K = 768, U = 2 * K * 768, Fg = 4 * K * 768;
+        double want = 2 * 2 * N * o * i                 /* base forward and dx */
+                      + 2 * o * i * K + U               /* ΔW once, for forward and dx */
+                      + 2 * N * K * (i + o) + Fg;       /* factorised gradients */
+        cr_assert_float_eq(rl_layer_plan_flops(l, p512, 512, true), want, 1.0);
+    }
     float x[768] = {0}, y[768];
     cr_assert_eq(rl_layer_backward(l, x, y, 1, NULL), RL_EINVAL, "backward before forward");
     rl_layer_free(l);
@@ -164,7 +206,7 @@ RL_TEST(layer, path_rules)
     cfg = rl_adapter_config_default(RL_METHOD_LORA);
     cr_assert_eq(rl_adapter_new(&a, &cfg, 8, 8, NULL, 4), RL_OK);
     cr_assert_eq(rl_layer_new(&l, &w, NULL, a, 4, RL_PATH_MATERIALISED), RL_EINVAL);
-    cr_assert(strstr(rl_errmsg(), "randlora only") != NULL, "%s", rl_errmsg());
+    cr_assert(strstr(rl_errmsg(), "randlora and vera only") != NULL, "%s", rl_errmsg());
     cr_assert_eq(rl_layer_new(&l, NULL, NULL, a, 4, RL_PATH_AUTO), RL_EINVAL, "lora needs W");
     cr_assert_eq(rl_layer_new(&l, &w, NULL, a, 5, RL_PATH_AUTO), RL_EINVAL, "more rows than the adapter");
     rl_adapter_free(a);
@@ -265,11 +307,151 @@ RL_TEST(layer, zero_row_adapter_is_materialised_only)
     rl_layer *l = NULL;
     cr_assert_eq(rl_layer_new(&l, W, NULL, a, 3, RL_PATH_FACTORISED), RL_EINVAL);
     cr_assert_eq(rl_layer_new(&l, W, NULL, a, 3, RL_PATH_AUTO), RL_OK);
-    cr_assert_eq(rl_layer_choose_path(l, 3, false), RL_PATH_MATERIALISED);
+    rl_plan zp = rl_layer_choose_plan(l, 3, true);
+    cr_assert(zp.fwd == RL_PATH_MATERIALISED && zp.grads == RL_PATH_MATERIALISED && zp.dx == RL_PATH_MATERIALISED);
+    cr_assert_eq(rl_layer_fix_plan(l, rl_plan_uniform(RL_PATH_FACTORISED)), RL_EINVAL, "no workspace");
     cr_assert_eq(rl_layer_forward(l, x, 3, y), RL_OK);
     rl_layer_free(l);
     rl_adapter_free(a);
     cfg = rl_adapter_config_default(RL_METHOD_LORA);
     cr_assert_eq(rl_adapter_new(&a, &cfg, 24, 20, NULL, 0), RL_EINVAL, "0 rows is for RandLora only");
     rl_shared_bases_free(b);
+}
+
+/* Under rl_layer an adapter keeps its forward's intermediates for backward
+ * (LoRA's h, VeRA's h and z, RandLora's UA and H), on 1 thread and on 2
+ * (where LoRA and VeRA hold them transposed). Over two training steps,
+ * with the parameters moved by AdamW between them, every RandLora plan and
+ * both VeRA routes,
+ * the layer's dx and gradients equal a recomputation from scratch: the
+ * adapter called directly (nothing kept) on the same parameters, plus the
+ * base's dy·W. The operations and their order are the same, so the results
+ * are compared bit for bit. */
+RL_TEST(layer, kept_forward_matches_recompute)
+{
+    static const int shapes[2][2] = {{20, 12}, {12, 20}};
+    static const int methods[3] = {RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
+    const rl_path F = RL_PATH_FACTORISED, M = RL_PATH_MATERIALISED;
+    for (int th = 1; th <= 2; th++) /* LoRA's and VeRA's two layouts (rl_skinny_transposed) */
+    for (int s = 0; s < 2; s++)
+        for (int m = 0; m < 3; m++)
+            for (int pl = 0; pl < (methods[m] == RL_METHOD_LORA ? 1 : 8); pl++) {
+                if (methods[m] == RL_METHOD_VERA && pl != 0 && pl != 7) continue; /* VeRA: uniform plans */
+                rl_blas_set_threads(th);
+                const int o = shapes[s][0], i = shapes[s][1], n = 6, r = 4;
+                rl_shared_bases *b = NULL;
+                if (methods[m] != RL_METHOD_LORA)
+                    cr_assert_eq(rl_shared_bases_new(&b, methods[m], r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 2), RL_OK);
+                rl_adapter_config cfg = rl_adapter_config_default((rl_method)methods[m]);
+                cfg.r = r;
+                rl_adapter *a = NULL;
+                cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+                rl_span sp = rl_adapter_span(a);
+                float *W = rl_alloc_floats((size_t)o * i), *x = rl_alloc_floats((size_t)n * i);
+                float *dy = rl_alloc_floats((size_t)n * o), *y = rl_alloc_floats((size_t)n * o);
+                float *dx = rl_alloc_floats((size_t)n * i), *dx2 = rl_alloc_floats((size_t)n * i);
+                float *g = rl_alloc_floats(sp.n);
+                rl_mt gen;
+                rl_mt_seed(&gen, 30 + pl);
+                rl_mt_fill_normal(&gen, W, (size_t)o * i, 0.3f);
+                rl_mt_fill_normal(&gen, x, (size_t)n * i, 1.0f);
+                rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
+                rl_mt_fill_normal(&gen, sp.p, sp.n, 0.2f);
+                rl_layer *l = NULL;
+                cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_AUTO), RL_OK);
+                if (methods[m] != RL_METHOD_LORA)
+                    cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){pl & 1 ? M : F, pl & 2 ? M : F, pl & 4 ? M : F}), RL_OK,
+                                 "%s", rl_errmsg());
+                if (methods[m] == RL_METHOD_VERA)
+                    cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){M, F, F}), RL_EINVAL, "VeRA: uniform plans only");
+                rl_adamw *opt = NULL;
+                cr_assert_eq(rl_adamw_new(&opt, sp.n, 1e-2f, 0.0f), RL_OK);
+                for (int step = 0; step < 2; step++) {
+                    rl_adapter_zero_grad(a);
+                    cr_assert_eq(rl_layer_forward(l, x, n, y), RL_OK);
+                    cr_assert_eq(rl_layer_backward(l, x, dy, n, dx), RL_OK);
+                    memcpy(g, sp.g, sp.n * sizeof(float));
+                    /* from scratch: the adapter alone, nothing kept */
+                    rl_adapter_zero_grad(a);
+                    cr_assert_eq(rl_adapter_forward(a, x, n, y), RL_OK);
+                    rl_gemm(RL_NOTRANS, RL_NOTRANS, n, i, o, 1.0f, dy, o, W, i, 0.0f, dx2, i);
+                    cr_assert_eq(rl_adapter_backward(a, x, dy, n, dx2), RL_OK);
+                    if (pl == 0) { /* the same operations in the same order: bit for bit */
+                        cr_assert(memcmp(g, sp.g, sp.n * sizeof(float)) == 0, "shape %d method %d step %d: gradients",
+                                  s, methods[m], step);
+                        cr_assert(memcmp(dx, dx2, (size_t)n * i * sizeof(float)) == 0, "shape %d method %d step %d: dx",
+                                  s, methods[m], step);
+                    } else { /* other routes: float32 reorderings of sums of <= 20 terms */
+                        cr_assert(rel(g, sp.g, sp.n) <= 1e-5, "plan %d step %d: gradients %g", pl, step, rel(g, sp.g, sp.n));
+                        cr_assert(rel(dx, dx2, (size_t)n * i) <= 1e-5, "plan %d step %d: dx", pl, step);
+                    }
+                    rl_adamw_step(opt, sp); /* the parameters move: nothing from this step may be reused */
+                }
+                rl_adamw_free(opt);
+                rl_layer_free(l);
+                rl_dealloc(W);
+                rl_dealloc(x);
+                rl_dealloc(dy);
+                rl_dealloc(y);
+                rl_dealloc(dx);
+                rl_dealloc(dx2);
+                rl_dealloc(g);
+                rl_adapter_free(a);
+                rl_shared_bases_free(b);
+            }
+}
+
+/* LoRA and VeRA hold their (n, r) intermediates transposed when BLAS has
+ * more than one thread (rl_skinny_transposed): both layouts give the same
+ * output, dx and gradients up to float32 rounding (sums of <= 64 terms taken
+ * in another order by the BLAS kernels: 1e-5 of the largest entry). */
+RL_TEST(layer, skinny_layouts_agree)
+{
+    const int o = 48, i = 40, n = 64, r = 8;
+    static const int methods[2] = {RL_METHOD_LORA, RL_METHOD_VERA};
+    for (int m = 0; m < 2; m++) {
+        rl_shared_bases *b = NULL;
+        if (methods[m] == RL_METHOD_VERA)
+            cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_VERA, r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 6), RL_OK);
+        rl_adapter_config cfg = rl_adapter_config_default((rl_method)methods[m]);
+        cfg.r = r;
+        rl_adapter *a = NULL;
+        cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+        rl_span sp = rl_adapter_span(a);
+        float *W = rl_alloc_floats((size_t)o * i), *x = rl_alloc_floats((size_t)n * i), *dy = rl_alloc_floats((size_t)n * o);
+        float *y[2], *dx[2], *g[2];
+        rl_mt gen;
+        rl_mt_seed(&gen, 12);
+        rl_mt_fill_normal(&gen, W, (size_t)o * i, 0.2f);
+        rl_mt_fill_normal(&gen, x, (size_t)n * i, 1.0f);
+        rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
+        rl_mt_fill_normal(&gen, sp.p, sp.n, 0.3f);
+        rl_layer *l = NULL;
+        cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_AUTO), RL_OK);
+        for (int t = 0; t < 2; t++) {
+            rl_blas_set_threads(t + 1);
+            cr_assert_eq(rl_blas_threads(), t + 1, "the layout follows the BLAS thread count");
+            y[t] = rl_alloc_floats((size_t)n * o);
+            dx[t] = rl_alloc_floats((size_t)n * i);
+            g[t] = rl_alloc_floats(sp.n);
+            rl_adapter_zero_grad(a);
+            cr_assert_eq(rl_layer_forward(l, x, n, y[t]), RL_OK);
+            cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[t]), RL_OK);
+            memcpy(g[t], sp.g, sp.n * sizeof(float));
+        }
+        cr_assert(rel(y[1], y[0], (size_t)n * o) <= 1e-5, "method %d output", methods[m]);
+        cr_assert(rel(dx[1], dx[0], (size_t)n * i) <= 1e-5, "method %d dx", methods[m]);
+        cr_assert(rel(g[1], g[0], sp.n) <= 1e-5, "method %d gradients %g", methods[m], rel(g[1], g[0], sp.n));
+        for (int t = 0; t < 2; t++) {
+            rl_dealloc(y[t]);
+            rl_dealloc(dx[t]);
+            rl_dealloc(g[t]);
+        }
+        rl_layer_free(l);
+        rl_adapter_free(a);
+        rl_dealloc(W);
+        rl_dealloc(x);
+        rl_dealloc(dy);
+        rl_shared_bases_free(b);
+    }
 }

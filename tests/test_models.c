@@ -104,7 +104,7 @@ RL_TEST(models, gelu_and_xent_gradients)
 RL_TEST(models, attention_gradients)
 {
     enum { B = 2, T = 3, D = 4, H = 2, N = B * T * D };
-    float q[N], k[N], v[N], o[N], P[B * H * T * T], G[N], dq[N], dk[N], dv[N], dP[T * T];
+    float q[N], k[N], v[N], o[N], P[B * H * T * T], G[N], dq[N], dk[N], dv[N], dP[B * H * T * T];
     rl_mt r;
     rl_mt_seed(&r, 2);
     rl_mt_fill_normal(&r, q, N, 1.0f);

@@ -42,9 +42,13 @@ size_t rl_adapter_bytes_bound(const rl_adapter_config *cfg, int d_out, int d_in,
     size_t params = rl_size_mul(2, rl_param_count_formula(cfg->method, cfg->r, d_out, d_in)), work = 0;
     switch (cfg->method) {
     case RL_METHOD_FULL: break;
-    case RL_METHOD_LORA: work = rl_size_mul(2, rl_size_mul(n, r)); break;
-    case RL_METHOD_VERA:
+    case RL_METHOD_LORA: /* h, dh (n, r) and dBᵀ (r, d_out): rl_lora.c's lora_work_size */
+        work = rl_size_add(rl_size_mul(2, rl_size_mul(n, r)), rl_size_mul(r, o));
+        break;
+    case RL_METHOD_VERA: /* h, z, dz (n, r), Bl, P (d_out, r), one float of alignment, and two
+                            doubles per 128 rows per k for dλ_d's partial sums: rl_vera.c */
         work = rl_size_add(rl_size_mul(3, rl_size_mul(n, r)), rl_size_mul(2, rl_size_mul(o, r)));
+        work = rl_size_add(work, rl_size_add(1, rl_size_mul(2, rl_size_mul((n + 127) / 128, r))));
         break;
     case RL_METHOD_RANDLORA: {
         /* dense kernels: n == 0: min(K, 256) rows of UA; else 2·K·mn + 2·n·K.
@@ -150,6 +154,7 @@ rl_status rl_adapter_new(rl_adapter **out, const rl_adapter_config *cfg, int d_o
     a->d_out = d_out;
     a->d_in = d_in;
     a->max_tokens = max_tokens;
+    a->fwd_n = -1;
     a->bases = bases;
     const int r = cfg->r;
     switch (cfg->method) {
@@ -229,6 +234,7 @@ static rl_status check_rows(const rl_adapter *a, int n, const char *op)
 rl_status rl_adapter_forward(rl_adapter *a, const float *x, int n, float *y)
 {
     RL_TRY(check_rows(a, n, "forward"));
+    a->fwd_n = -1;
     if (n) a->ops->forward(a, x, n, y);
     return RL_OK;
 }
@@ -237,6 +243,7 @@ rl_status rl_adapter_backward(rl_adapter *a, const float *x, const float *dy, in
 {
     RL_TRY(check_rows(a, n, "backward"));
     if (n) a->ops->backward(a, x, dy, n, dx);
+    a->fwd_n = -1;
     return RL_OK;
 }
 
@@ -278,7 +285,7 @@ rl_status rl_adapter_unmerge(rl_adapter *a, float *W)
 }
 
 void rl_adapter_reset(rl_adapter *a) { a->ops->reset(a); }
-void rl_adapter_zero_grad(rl_adapter *a) { memset(a->grads, 0, a->n_params * sizeof(float)); }
+void rl_adapter_zero_grad(rl_adapter *a) { rl_fill(a->grads, a->n_params, 0.0f); }
 size_t rl_adapter_param_count(const rl_adapter *a) { return a->n_params; }
 rl_span rl_adapter_span(rl_adapter *a) { return (rl_span){a->params, a->grads, a->n_params}; }
 int rl_adapter_n_params_info(const rl_adapter *a) { return a->n_info; }

@@ -3,6 +3,7 @@
 #ifndef RL_ADAPTER_IMPL_H
 #define RL_ADAPTER_IMPL_H
 
+#include "../core/rl_blas.h"
 #include "rl_adapter.h"
 
 #define RL_MAX_PARAM_INFO 2
@@ -29,6 +30,15 @@ struct rl_adapter {
     const rl_shared_bases *bases;   /* borrowed */
     float *work;
     size_t n_work;
+    /* Forward intermediates kept for backward (LoRA's h, VeRA's h and z,
+     * RandLora's UA and H): only under rl_layer, whose contract is that
+     * backward follows forward on the same x, n and parameters. rl_layer sets
+     * keep_fwd around its forward call (the method then records fwd_n = n)
+     * and use_fwd around its backward call; any other forward resets fwd_n
+     * to -1, and every backward ends it. */
+    bool keep_fwd, use_fwd;
+    int fwd_n;
+    bool fwd_tl;            /* the kept intermediates are transposed (rl_skinny_transposed) */
     /* randlora: mn = min(d_in, d_out), mx = max, nb = ceil(mn / r), K = r·nb */
     int mn, mx, nb, K;
     /* randlora with very_sparse bases: ternary kernels (rl_randlora_ternary.c).
@@ -41,13 +51,37 @@ struct rl_adapter {
 
 extern const rl_adapter_ops rl_full_ops, rl_lora_ops, rl_vera_ops, rl_randlora_ops;
 
+/* LoRA and VeRA hold their (n, r) intermediates transposed, (r, n), when
+ * BLAS runs on more than one thread: OpenBLAS 0.3.21 splits these skinny
+ * products over their long side only in that orientation (measured at
+ * n = 4096, r = 32, 768 features: h = x·Aᵀ takes the same time on 1 and 2
+ * threads, hᵀ = A·xᵀ half of it), while on one thread the (n, r) orientation
+ * is the faster. The two orientations round alike term by term but may differ
+ * in the last bit; for a given thread count the result is fixed. */
+static inline bool rl_skinny_transposed(void) { return rl_blas_threads() > 1; }
+
+/* Are the forward intermediates of n rows there for this backward? */
+static inline bool rl_fwd_cached(const rl_adapter *a, int n) { return a->use_fwd && a->fwd_n == n; }
+/* A forward records what it keeps. */
+static inline void rl_fwd_keep(rl_adapter *a, int n) { a->fwd_n = a->keep_fwd ? n : -1; }
+
 /* RandLora's materialised path (rl_layer.c): given G = dyᵀ x (d_out, d_in),
  * accumulate dλ and dΓ through dUA = s · UBᵀ · dM, where dM = G (d_in <= d_out)
  * or Gᵀ (d_in > d_out), a chunk of UA_CHUNK rows at a time (the first block
  * of the workspace). */
 void rl_randlora_grads_from_G(rl_adapter *a, const float *G);
+/* dx (n, d_in) += the adapter's part of ∂L/∂x alone, through the factors
+ * (dense kernels, an adapter with per-row workspace for n rows): the dx term
+ * of a step whose parameter gradients take the materialised route. */
+void rl_randlora_dx_acc(rl_adapter *a, const float *dy, int n, float *dx);
 /* dw := s·ΔW + beta·dw, built a chunk of UA rows at a time (UA_CHUNK). */
 void rl_randlora_delta_weight_acc(rl_adapter *a, float *dw, float beta);
+
+/* VeRA's materialised route (rl_layer.c, uniform plans): dw := ΔW + beta·dw,
+ * and dλ_b, dλ_d accumulated from G = dyᵀ x (d_out, d_in); both use the
+ * first d_out·r floats of the workspace. */
+void rl_vera_delta_weight_acc(rl_adapter *a, float *dw, float beta);
+void rl_vera_grads_from_G(rl_adapter *a, const float *G);
 
 /* ---- ternary kernels (rl_randlora_ternary.c), used when a->ternary ---- */
 rl_status rl_tern_init(rl_adapter *a);          /* t_aend, t_off, t_nnz */

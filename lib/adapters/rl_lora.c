@@ -8,9 +8,11 @@
  * constructors (peft-semantics.md §4); here A is drawn from a generator
  * seeded with cfg.init_seed -- the same distribution, not PEFT's stream.
  *
+ * (h and dh are held transposed, (r, n), when BLAS runs on more than one
+ * thread: rl_skinny_transposed)
  * forward:  h   = x Aᵀ            (n, r)      workspace
  *           y  += s · h Bᵀ        (n, d_out)
- * backward: h   = x Aᵀ            (n, r)      recomputed
+ * backward: h   = x Aᵀ            (n, r)      recomputed unless kept (rl_layer)
  *           dB += s · dyᵀ h       (d_out, r)
  *           dh  = s · dy B        (n, r)      workspace
  *           dA += dhᵀ x           (r, d_in)
@@ -22,11 +24,13 @@
 #include <string.h>
 
 #include "../core/rl_blas.h"
+#include "../core/rl_par.h"
 #include "../core/rl_rng.h"
 
+/* h and dh (n, r) -- or hᵀ and dhᵀ (r, n) -- then dBᵀ (r, d_out) */
 static size_t lora_work_size(const rl_adapter *a, int n_max)
 {
-    return 2 * (size_t)n_max * a->cfg.r;
+    return 2 * (size_t)n_max * a->cfg.r + (size_t)a->cfg.r * a->d_out;
 }
 
 static void lora_reset(rl_adapter *a)
@@ -43,8 +47,16 @@ static void lora_forward(rl_adapter *a, const float *x, int n, float *y)
     const int r = a->cfg.r, di = a->d_in, dout = a->d_out;
     const float *A = a->params, *B = a->params + (size_t)r * di;
     float *h = a->work;
-    rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r);
-    rl_gemm(RL_NOTRANS, RL_TRANS, n, dout, r, a->scaling, h, r, B, r, 1.0f, y, dout);
+    const bool tl = rl_skinny_transposed();
+    if (tl) {
+        rl_gemm(RL_NOTRANS, RL_TRANS, r, n, di, 1.0f, A, di, x, di, 0.0f, h, n);         /* hᵀ = A xᵀ   (r, n) */
+        rl_gemm(RL_TRANS, RL_TRANS, n, dout, r, a->scaling, h, n, B, r, 1.0f, y, dout); /* y += s h Bᵀ */
+    } else {
+        rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r);
+        rl_gemm(RL_NOTRANS, RL_TRANS, n, dout, r, a->scaling, h, r, B, r, 1.0f, y, dout);
+    }
+    a->fwd_tl = tl;
+    rl_fwd_keep(a, n);
 }
 
 static void lora_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
@@ -54,7 +66,20 @@ static void lora_backward(rl_adapter *a, const float *x, const float *dy, int n,
     float *dA = a->grads, *dB = a->grads + (size_t)r * di;
     float *h = a->work, *dh = a->work + (size_t)n * r;
     const float s = a->scaling;
-    rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r);   /* h = x Aᵀ */
+    const bool tl = rl_skinny_transposed(), kept = rl_fwd_cached(a, n) && a->fwd_tl == tl;
+    if (tl) { /* hᵀ, dhᵀ (r, n) */
+        float *dBT = a->work + 2 * (size_t)a->max_tokens * r;
+        if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, r, n, di, 1.0f, A, di, x, di, 0.0f, h, n); /* hᵀ = A xᵀ */
+        rl_gemm(RL_NOTRANS, RL_NOTRANS, r, dout, n, s, h, n, dy, dout, 0.0f, dBT, dout);    /* dBᵀ = s hᵀ dy */
+        RL_PAR_FOR_W(dout, r)
+        for (int o = 0; o < dout; o++)
+            for (int k = 0; k < r; k++) dB[(size_t)o * r + k] += dBT[(size_t)k * dout + o];
+        rl_gemm(RL_TRANS, RL_TRANS, r, n, dout, s, B, r, dy, dout, 0.0f, dh, n);          /* dhᵀ = s Bᵀ dyᵀ */
+        rl_gemm(RL_NOTRANS, RL_NOTRANS, r, di, n, 1.0f, dh, n, x, di, 1.0f, dA, di);      /* dA += dhᵀ x */
+        if (dx) rl_gemm(RL_TRANS, RL_NOTRANS, n, di, r, 1.0f, dh, n, A, di, 1.0f, dx, di); /* dx += dh A */
+        return;
+    }
+    if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r); /* h = x Aᵀ */
     rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, n, s, dy, dout, h, r, 1.0f, dB, r); /* dB += s dyᵀ h */
     rl_gemm(RL_NOTRANS, RL_NOTRANS, n, r, dout, s, dy, dout, B, r, 0.0f, dh, r); /* dh = s dy B */
     rl_gemm(RL_TRANS, RL_NOTRANS, r, di, n, 1.0f, dh, r, x, di, 1.0f, dA, di);   /* dA += dhᵀ x */

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "../core/rl_blas.h"
+#include "../core/rl_par.h"
 #include "../core/rl_tensor.h"
 
 /* (k, b) of flattened row c under the configured pairing. */
@@ -46,6 +47,11 @@ static inline void pair_of(const rl_adapter *a, int c, int *k, int *b)
 /* Rows of UA (and dUA) formed at a time by delta_weight and the
  * materialised gradient: the buffer stays far below a weight's size. */
 #define UA_CHUNK 256
+
+/* The buffer of delta_weight's and the materialised gradient's chunks: the
+ * dUA block of the workspace, so that a forward's UA and H (kept for
+ * backward) survive a ΔW built between forward and backward (rl_layer). */
+static float *chunk_buf(rl_adapter *a) { return a->work + (a->max_tokens > 0 ? (size_t)a->K * a->mn : 0); }
 
 /* n_max > 0: UA and dUA whole plus H and dH for the factorised path;
  * n_max == 0 (materialised path only): one chunk of UA rows. */
@@ -75,12 +81,14 @@ static void build_ua_rows(const rl_adapter *a, float *UA, int c0, int c1)
 {
     const int mn = a->mn, nb = a->nb, ldA = a->bases->min_dim;
     const float *lam = lambda_of(a), *gam = gamma_of(a), *A = a->bases->A;
+    RL_PAR_FOR_W(c1 - c0, mn)
     for (int c = c0; c < c1; c++) {
         int k, b;
         pair_of(a, c, &k, &b);
         const float l = lam[(size_t)k * nb + b];
         const float *Ak = A + (size_t)k * ldA, *Gb = gam + (size_t)b * mn;
         float *row = UA + (size_t)(c - c0) * mn;
+#pragma omp simd
         for (int q = 0; q < mn; q++) row[q] = (l * Ak[q]) * Gb[q];
     }
 }
@@ -104,29 +112,44 @@ static void randlora_forward(rl_adapter *a, const float *x, int n, float *y)
         rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, di, 1.0f, x, di, UB, ldb, 0.0f, H, K);
         rl_gemm(RL_NOTRANS, RL_NOTRANS, n, dout, K, a->scaling, H, K, UA, mn, 1.0f, y, dout);
     }
+    rl_fwd_keep(a, n); /* UA and H */
 }
 
 /* dλ and dΓ from g = ∂L/∂UA rows [c0, c1) (row c at g[(c - c0) · mn]):
- * PEFT's UniqueBaseGrad backward. */
+ * PEFT's UniqueBaseGrad backward. Two passes, each over independent
+ * outputs so that threads never share one (rl_par.h): dλ[k, b] is one row
+ * of g against A[k] ⊙ Γ[b] (a double sum over q); dΓ[b, q] sums
+ * g[c, q] · A[k, q] · λ[k, b] over the rows c of basis b in ascending c
+ * (the order a single pass over c would take), a block of q per thread. */
+#define GRAD_QBLOCK 256
 static void accumulate_factor_grads_rows(rl_adapter *a, const float *g, int c0, int c1)
 {
     const int mn = a->mn, nb = a->nb, ldA = a->bases->min_dim;
     const float *lam = lambda_of(a), *gam = gamma_of(a), *A = a->bases->A;
     float *dlam = a->grads, *dgam = a->grads + (size_t)a->cfg.r * nb;
+    RL_PAR_FOR_W(c1 - c0, mn)
     for (int c = c0; c < c1; c++) {
         int k, b;
         pair_of(a, c, &k, &b);
-        const float l = lam[(size_t)k * nb + b];
         const float *Ak = A + (size_t)k * ldA, *Gb = gam + (size_t)b * mn;
         const float *gc = g + (size_t)(c - c0) * mn;
-        float *dGb = dgam + (size_t)b * mn;
         double acc = 0.0;
-        for (int q = 0; q < mn; q++) {
-            float ga = gc[q] * Ak[q];
-            acc += (double)ga * Gb[q];
-            dGb[q] += ga * l;
-        }
+        for (int q = 0; q < mn; q++) acc += (double)(gc[q] * Ak[q]) * Gb[q];
         dlam[(size_t)k * nb + b] += (float)acc;
+    }
+    const int nblk = (mn + GRAD_QBLOCK - 1) / GRAD_QBLOCK;
+    RL_PAR_FOR_W(nblk, (size_t)(c1 - c0) * (mn < GRAD_QBLOCK ? mn : GRAD_QBLOCK))
+    for (int blk = 0; blk < nblk; blk++) {
+        const int q0 = blk * GRAD_QBLOCK, q1 = q0 + GRAD_QBLOCK < mn ? q0 + GRAD_QBLOCK : mn;
+        for (int c = c0; c < c1; c++) {
+            int k, b;
+            pair_of(a, c, &k, &b);
+            const float l = lam[(size_t)k * nb + b];
+            const float *Ak = A + (size_t)k * ldA, *gc = g + (size_t)(c - c0) * mn;
+            float *dGb = dgam + (size_t)b * mn;
+#pragma omp simd
+            for (int q = q0; q < q1; q++) dGb[q] += (gc[q] * Ak[q]) * l;
+        }
     }
 }
 
@@ -143,18 +166,38 @@ static void randlora_backward(rl_adapter *a, const float *x, const float *dy, in
     float *UA = a->work, *dUA = UA + (size_t)K * mn, *H = dUA + (size_t)K * mn;
     float *dH = H + (size_t)n * K;
     const float *UB = ub_of(a);
-    build_ua(a, UA);
+    const bool kept = rl_fwd_cached(a, n); /* UA and H from the forward */
+    if (dx && !kept) build_ua(a, UA);      /* UA serves dx only */
     if (di <= dout) {
         rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, dout, s, dy, dout, UB, ldb, 0.0f, dH, K); /* dH = s dy UB */
         rl_gemm(RL_TRANS, RL_NOTRANS, K, di, n, 1.0f, dH, K, x, di, 0.0f, dUA, mn);   /* dUA = dHᵀ x */
         if (dx) rl_gemm(RL_NOTRANS, RL_NOTRANS, n, di, K, 1.0f, dH, K, UA, mn, 1.0f, dx, di); /* dx += dH UA */
     } else {
-        rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, di, 1.0f, x, di, UB, ldb, 0.0f, H, K);  /* H = x UB */
+        if (!kept) rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, di, 1.0f, x, di, UB, ldb, 0.0f, H, K); /* H = x UB */
         rl_gemm(RL_TRANS, RL_NOTRANS, K, dout, n, s, H, K, dy, dout, 0.0f, dUA, mn);  /* dUA = s Hᵀ dy */
-        rl_gemm(RL_NOTRANS, RL_TRANS, n, K, dout, s, dy, dout, UA, mn, 0.0f, dH, K);  /* dH = s dy UAᵀ */
-        if (dx) rl_gemm(RL_NOTRANS, RL_TRANS, n, di, K, 1.0f, dH, K, UB, ldb, 1.0f, dx, di); /* dx += dH UBᵀ */
+        if (dx) {
+            rl_gemm(RL_NOTRANS, RL_TRANS, n, K, dout, s, dy, dout, UA, mn, 0.0f, dH, K);  /* dH = s dy UAᵀ */
+            rl_gemm(RL_NOTRANS, RL_TRANS, n, di, K, 1.0f, dH, K, UB, ldb, 1.0f, dx, di); /* dx += dH UBᵀ */
+        }
     }
     accumulate_factor_grads(a, dUA);
+}
+
+void rl_randlora_dx_acc(rl_adapter *a, const float *dy, int n, float *dx)
+{
+    RL_ASSERT(!a->ternary && a->max_tokens >= n, "randlora dx: needs the dense kernels' per-row workspace");
+    const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
+    const float s = a->scaling;
+    float *UA = a->work, *dH = UA + 2 * (size_t)K * mn + (size_t)n * K;
+    const float *UB = ub_of(a);
+    if (!rl_fwd_cached(a, n)) build_ua(a, UA);
+    if (di <= dout) {
+        rl_gemm(RL_NOTRANS, RL_NOTRANS, n, K, dout, s, dy, dout, UB, ldb, 0.0f, dH, K); /* dH = s dy UB */
+        rl_gemm(RL_NOTRANS, RL_NOTRANS, n, di, K, 1.0f, dH, K, UA, mn, 1.0f, dx, di);   /* dx += dH UA */
+    } else {
+        rl_gemm(RL_NOTRANS, RL_TRANS, n, K, dout, s, dy, dout, UA, mn, 0.0f, dH, K);    /* dH = s dy UAᵀ */
+        rl_gemm(RL_NOTRANS, RL_TRANS, n, di, K, 1.0f, dH, K, UB, ldb, 1.0f, dx, di);    /* dx += dH UBᵀ */
+    }
 }
 
 void rl_randlora_grads_from_G(rl_adapter *a, const float *G)
@@ -165,7 +208,7 @@ void rl_randlora_grads_from_G(rl_adapter *a, const float *G)
     }
     const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
     const float *UB = ub_of(a);
-    float *dUA = a->work; /* one chunk of rows at a time */
+    float *dUA = chunk_buf(a); /* one chunk of rows at a time */
     for (int c0 = 0; c0 < K; c0 += UA_CHUNK) {
         int c1 = c0 + UA_CHUNK < K ? c0 + UA_CHUNK : K, rows = c1 - c0;
         if (di <= dout) /* dUA = s · UB[:, c0:c1]ᵀ G      (rows, d_in),  UB (d_out, K) */
@@ -183,7 +226,7 @@ void rl_randlora_delta_weight_acc(rl_adapter *a, float *dw, float beta)
         return;
     }
     const int K = a->K, mn = a->mn, di = a->d_in, dout = a->d_out, ldb = ub_ld(a);
-    float *UA = a->work; /* one chunk of rows at a time */
+    float *UA = chunk_buf(a); /* one chunk of rows at a time */
     const float *UB = ub_of(a);
     for (int c0 = 0; c0 < K; c0 += UA_CHUNK) {
         int c1 = c0 + UA_CHUNK < K ? c0 + UA_CHUNK : K, rows = c1 - c0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_fit.h>
@@ -67,17 +68,35 @@ rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *op
     if (!t) return rl_fail(RL_ENOMEM, "bench: no memory");
     for (int i = 0; i < o.warmup; i++) fn(ctx);
     int n = 0;
-    double start = rl_now(), cpu0 = rl_cpu_now();
+    double start = rl_now(), cpu0 = rl_cpu_now(), busy0 = rl_machine_busy_seconds();
     while (n < o.max_reps && (n < o.min_reps || rl_now() - start < o.min_seconds)) {
         double t0 = rl_now();
         fn(ctx);
         t[n++] = rl_now() - t0;
     }
-    double cpu = rl_cpu_now() - cpu0;
+    double cpu = rl_cpu_now() - cpu0, wall = rl_now() - start, busy1 = rl_machine_busy_seconds();
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     rl_status st = rl_stats_summarise(t, n, &out->wall);
     out->cpu_per_call = cpu / n;
+    out->foreign_cpu = busy0 >= 0 && busy1 >= 0 && ncpu > 0 && wall > 0
+                           ? fmax(0.0, (busy1 - busy0 - cpu) / (wall * (double)ncpu))
+                           : NAN;
     free(t);
     return st;
+}
+
+double rl_machine_busy_seconds(void)
+{
+    FILE *fp = fopen("/proc/stat", "r");
+    if (!fp) return -1;
+    unsigned long long v[8] = {0};
+    int got = fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                     &v[6], &v[7]);
+    fclose(fp);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (got < 8 || hz <= 0) return -1;
+    /* user nice system idle iowait irq softirq steal: all but idle and iowait */
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)hz;
 }
 
 static size_t status_kb(const char *field)
@@ -113,41 +132,6 @@ rl_status rl_rss_reset_peak(void)
     int ok = fputs("5", fp) >= 0;
     if (fclose(fp) != 0) ok = 0;
     return ok ? RL_OK : rl_fail(RL_EIO, "/proc/self/clear_refs: the kernel refused a peak reset");
-}
-
-typedef struct {
-    int n;
-    float *a, *b, *c;
-} sgemm_ctx;
-
-static void sgemm_call(void *p)
-{
-    sgemm_ctx *s = p;
-    rl_gemm(RL_NOTRANS, RL_NOTRANS, s->n, s->n, s->n, 1.0f, s->a, s->n, s->b, s->n, 0.0f, s->c, s->n);
-}
-
-rl_status rl_sgemm_gflops(int size, double seconds, double *gflops)
-{
-    if (size < 16) return rl_fail(RL_EINVAL, "sgemm probe: size %d too small", size);
-    size_t nn = (size_t)size * size;
-    sgemm_ctx s = {size, rl_alloc_floats(nn), rl_alloc_floats(nn), rl_alloc_floats(nn)};
-    rl_status st = RL_OK;
-    if (!s.a || !s.b || !s.c) {
-        st = rl_fail(RL_ENOMEM, "sgemm probe: cannot allocate 3 x %dx%d", size, size);
-    } else {
-        rl_mt g;
-        rl_mt_seed(&g, 1);
-        rl_mt_fill_normal(&g, s.a, nn, 1.0f);
-        rl_mt_fill_normal(&g, s.b, nn, 1.0f);
-        rl_bench_opts o = {.warmup = 2, .min_reps = 7, .max_reps = 200, .min_seconds = seconds};
-        rl_bench_result r;
-        st = rl_bench_run(sgemm_call, &s, &o, &r);
-        if (st == RL_OK) *gflops = 2.0 * (double)size * size * size / r.wall.median / 1e9;
-    }
-    rl_dealloc(s.a);
-    rl_dealloc(s.b);
-    rl_dealloc(s.c);
-    return st;
 }
 
 rl_status rl_fit_loglog(const double *x, const double *y, int n, double *slope, double *intercept,

@@ -47,11 +47,18 @@ rl_bench_opts rl_bench_defaults(void);
 typedef struct {
     rl_summary wall;       /* seconds per call */
     double cpu_per_call;   /* CPU seconds per timed call, all threads */
+    double foreign_cpu;    /* CPU time other processes used during the timed calls, as a
+                              fraction of the machine (all online CPUs x wall time), from
+                              /proc/stat less this process's own; NAN if unreadable */
 } rl_bench_result;
 
 /* Time fn(ctx). fn must not fail (check its inputs before). */
 rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *opts,
                        rl_bench_result *out);
+
+/* Busy CPU seconds of the whole machine since boot (/proc/stat: user,
+ * nice, system, irq, softirq, steal); a negative value if unreadable. */
+double rl_machine_busy_seconds(void);
 
 /* Peak resident set (VmHWM) and current RSS in bytes; 0 if unreadable. */
 size_t rl_rss_peak_bytes(void);
@@ -59,10 +66,6 @@ size_t rl_rss_bytes(void);
 /* Reset VmHWM to the current RSS; RL_EIO if the kernel refuses. */
 rl_status rl_rss_reset_peak(void);
 
-/* This machine's SGEMM rate in GFLOP/s at the current OpenBLAS thread count:
- * the median of timed square size x size products (row-major, alpha 1,
- * beta 0) over about `seconds`. */
-rl_status rl_sgemm_gflops(int size, double seconds, double *gflops);
 
 
 

@@ -1,9 +1,21 @@
-/* rl_blas.c -- cblas wrappers (the only file that includes cblas.h). */
+/* rl_blas.c -- cblas wrappers (the only file that includes cblas.h),
+ * threads, and the check of OpenBLAS's kernel choice. */
 #include "rl_blas.h"
 
-#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
-#include "rl_err.h"
+#include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "rl_clock.h"
+#include "rl_rng.h"
 
 void rl_gemm(rl_trans ta, rl_trans tb, int m, int n, int k,
              float alpha, const float *A, int lda, const float *B, int ldb,
@@ -40,11 +52,179 @@ void rl_gemm_ref(rl_trans ta, rl_trans tb, int m, int n, int k,
         }
 }
 
+/* ---- threads ---- */
+
+bool rl_blas_shares_openmp(void)
+{
+#ifdef _OPENMP
+    return openblas_get_parallel() == 2;
+#else
+    return false;
+#endif
+}
+
+const char *rl_blas_threading(void)
+{
+    int p = openblas_get_parallel();
+    return p == 2 ? "openmp" : p == 1 ? "pthread" : "serial";
+}
+
 void rl_blas_set_threads(int n)
 {
-    if (n >= 1) openblas_set_num_threads(n);
+    if (n < 1) return;
+    openblas_set_num_threads(n);
+#ifdef _OPENMP
+    /* the element-wise loops: the same pool as BLAS, or one thread beside a
+     * pthread OpenBLAS (whose spinning workers they would compete with) */
+    omp_set_num_threads(rl_blas_shares_openmp() ? n : 1);
+#endif
 }
 
 int rl_blas_threads(void) { return openblas_get_num_threads(); }
 const char *rl_blas_corename(void) { return openblas_get_corename(); }
 const char *rl_blas_config(void) { return openblas_get_config(); }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+rl_status rl_blas_sgemm_rate(int size, double seconds, double *gflops)
+{
+    if (size < 16) return rl_fail(RL_EINVAL, "sgemm rate: size %d too small", size);
+    const size_t nn = (size_t)size * size;
+    enum { MAX_CALLS = 200 };
+    float *a = malloc(nn * sizeof *a), *b = malloc(nn * sizeof *b), *c = malloc(nn * sizeof *c);
+    double *t = malloc(MAX_CALLS * sizeof *t);
+    rl_status st = a && b && c && t ? RL_OK : rl_fail(RL_ENOMEM, "sgemm rate: cannot allocate 3 x %dx%d", size, size);
+    if (st == RL_OK) {
+        rl_mt g;
+        rl_mt_seed(&g, 1);
+        for (size_t i = 0; i < nn; i++) {
+            a[i] = 2 * rl_mt_uniform01(&g) - 1;
+            b[i] = 2 * rl_mt_uniform01(&g) - 1;
+        }
+        for (int w = 0; w < 2; w++) rl_gemm(RL_NOTRANS, RL_NOTRANS, size, size, size, 1.0f, a, size, b, size, 0.0f, c, size);
+        int n = 0;
+        double start = rl_now();
+        while (n < MAX_CALLS && (n < 7 || rl_now() - start < seconds)) {
+            double t0 = rl_now();
+            rl_gemm(RL_NOTRANS, RL_NOTRANS, size, size, size, 1.0f, a, size, b, size, 0.0f, c, size);
+            t[n++] = rl_now() - t0;
+        }
+        qsort(t, (size_t)n, sizeof *t, cmp_double);
+        double med = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+        *gflops = 2.0 * (double)size * size * size / med / 1e9;
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(t);
+    return st;
+}
+
+/* ---- kernel choice ---- */
+
+int rl_blas_core_tier(const char *core)
+{
+    static const struct {
+        const char *name;
+        int tier;
+    } cores[] = {
+        /* OpenBLAS 0.3.21's DYNAMIC_ARCH core names (driver/others/dynamic.c) */
+        {"Katmai", RL_TIER_SSE},      {"Coppermine", RL_TIER_SSE},   {"Northwood", RL_TIER_SSE},
+        {"Prescott", RL_TIER_SSE},    {"Banias", RL_TIER_SSE},       {"Atom", RL_TIER_SSE},
+        {"Core2", RL_TIER_SSE},       {"Penryn", RL_TIER_SSE},       {"Dunnington", RL_TIER_SSE},
+        {"Nehalem", RL_TIER_SSE},     {"Athlon", RL_TIER_SSE},       {"Opteron", RL_TIER_SSE},
+        {"Opteron_SSE3", RL_TIER_SSE}, {"Barcelona", RL_TIER_SSE},   {"Nano", RL_TIER_SSE},
+        {"Bobcat", RL_TIER_SSE},      {"Sandybridge", RL_TIER_AVX},  {"Bulldozer", RL_TIER_AVX},
+        {"Piledriver", RL_TIER_AVX},  {"Steamroller", RL_TIER_AVX},  {"Excavator", RL_TIER_AVX2},
+        {"Haswell", RL_TIER_AVX2},    {"Zen", RL_TIER_AVX2},         {"SkylakeX", RL_TIER_AVX512},
+        {"Cooperlake", RL_TIER_AVX512}, {"SapphireRapids", RL_TIER_AVX512},
+    };
+    if (!core) return -1;
+    for (size_t i = 0; i < sizeof cores / sizeof cores[0]; i++)
+        if (strcasecmp(core, cores[i].name) == 0) return cores[i].tier;
+    return -1;
+}
+
+const char *rl_blas_best_core(const rl_cpu_features *f)
+{
+    switch (rl_cpu_tier_of(f)) {
+    case RL_TIER_AVX512: return f->avx512_bf16 ? "Cooperlake" : "SkylakeX";
+    case RL_TIER_AVX2: return "Haswell";
+    case RL_TIER_AVX: return "Sandybridge";
+    case RL_TIER_SSE: break;
+    }
+    return NULL;
+}
+
+const char *rl_blas_upgrade(const char *current, const rl_cpu_features *f)
+{
+    int have = rl_blas_core_tier(current);
+    const char *best = rl_blas_best_core(f);
+    if (have < 0 || !best) return NULL;
+    return rl_blas_core_tier(best) > have ? best : NULL;
+}
+
+rl_status rl_blas_selfcheck(void)
+{
+    static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {64, 64, 64}, {129, 67, 258}, {256, 256, 256}};
+    const size_t cap = 258 * 258;
+    float *A = malloc(cap * sizeof *A), *B = malloc(cap * sizeof *B), *C = malloc(cap * sizeof *C);
+    float *C0 = malloc(cap * sizeof *C0);
+    rl_status st = A && B && C && C0 ? RL_OK : rl_fail(RL_ENOMEM, "blas check: no memory");
+    rl_mt g;
+    rl_mt_seed(&g, 20240601);
+    for (size_t s = 0; st == RL_OK && s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; st == RL_OK && t < 4; t++) {
+            const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            const rl_trans ta = (t & 1) ? RL_TRANS : RL_NOTRANS, tb = (t & 2) ? RL_TRANS : RL_NOTRANS;
+            const int lda = ta == RL_TRANS ? m : k, ldb = tb == RL_TRANS ? k : n;
+            const float alpha = 1.5f, beta = t == 3 ? 0.0f : 0.5f;
+            for (size_t i = 0; i < (size_t)m * k; i++) A[i] = 2 * rl_mt_uniform01(&g) - 1;
+            for (size_t i = 0; i < (size_t)k * n; i++) B[i] = 2 * rl_mt_uniform01(&g) - 1;
+            for (size_t i = 0; i < (size_t)m * n; i++) C0[i] = C[i] = 2 * rl_mt_uniform01(&g) - 1;
+            rl_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, n);
+            for (int i = 0; i < m && st == RL_OK; i++)
+                for (int j = 0; j < n; j++) {
+                    double acc = 0, mag = 0;
+                    for (int p = 0; p < k; p++) {
+                        double a = ta == RL_TRANS ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p];
+                        double b = tb == RL_TRANS ? B[(size_t)j * ldb + p] : B[(size_t)p * ldb + j];
+                        acc += a * b;
+                        mag += fabs(a * b);
+                    }
+                    double c0 = C0[(size_t)i * n + j], ref = alpha * acc + beta * c0;
+                    double bound = k * (double)FLT_EPSILON * (fabs(alpha) * mag + fabs(beta * c0));
+                    double err = fabs((double)C[(size_t)i * n + j] - ref);
+                    if (!(err <= bound)) {
+                        st = rl_fail(RL_ESHAPE, "SGEMM on OpenBLAS's %s kernels disagrees with the naive product: "
+                                     "m=%d n=%d k=%d trans=%c%c, C[%d,%d] = %g, expected %g (bound %.2g)",
+                                     rl_blas_corename(), m, n, k, ta == RL_TRANS ? 'T' : 'N',
+                                     tb == RL_TRANS ? 'T' : 'N', i, j, (double)C[(size_t)i * n + j], ref, bound);
+                        break;
+                    }
+                }
+        }
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+    return st;
+}
+
+static char selection[256];
+
+void rl_blas_set_selection(const char *note) { snprintf(selection, sizeof selection, "%s", note ? note : ""); }
+const char *rl_blas_selection(void) { return selection; }
+
+/* Before any rl_blas_set_threads: the loops must not start a default-sized
+ * OpenMP team beside a pthread OpenBLAS. */
+__attribute__((constructor)) static void rl_blas_init_threads(void)
+{
+#ifdef _OPENMP
+    if (!rl_blas_shares_openmp()) omp_set_num_threads(1);
+#endif
+}

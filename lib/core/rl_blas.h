@@ -8,12 +8,34 @@
  * (NaN in C is not propagated); beta = 1 accumulates.
  *
  * rl_gemm_ref is the naive triple loop with a double accumulator, kept for
- * tests (llm.c's naive-vs-fast pair).
+ * tests (llm.c's naive-vs-fast pair) and the kernel check below.
+ *
+ * Threads. rl_blas_set_threads(n) sets OpenBLAS's thread count and the
+ * library's own element-wise loops (rl_par.h) to the same n. Those loops run
+ * on OpenMP threads; they are allowed more than one only when OpenBLAS is its
+ * OpenMP flavour (openblas_get_parallel() == 2): BLAS calls and loops then
+ * share one pool of n threads and never run at the same time (a loop runs
+ * between BLAS calls, and OpenBLAS runs single-threaded if ever called inside
+ * a parallel region). Beside the pthread flavour, whose idle threads spin
+ * after each call (toolchain.md §4.3), the loops stay on one thread.
+ *
+ * Kernels. OpenBLAS's DYNAMIC_ARCH build picks its kernels from the CPU it
+ * recognises; 0.3.21 falls back to older ones on CPUs it does not know
+ * (Prescott's SSE3 on a family-6 model-207 Xeon, Haswell's AVX2 on a
+ * family-26 Zen 5 with AVX-512). rl_blas_upgrade compares the vector tier of
+ * the core in use (rl_blas_core_tier) with the CPU's (rl_cpu.h) and names the
+ * best core of the build for that CPU: the front end re-executes itself with
+ * OPENBLAS_CORETYPE set to it (the variable is read once, when the library
+ * loads), then rl_blas_selfcheck compares SGEMM with the naive product
+ * before trusting it. The decision uses CPU features only, never the vendor.
  */
 #ifndef RL_BLAS_H
 #define RL_BLAS_H
 
 #include <stdbool.h>
+
+#include "rl_cpu.h"
+#include "rl_err.h"
 
 typedef enum { RL_NOTRANS = 0, RL_TRANS = 1 } rl_trans;
 
@@ -25,10 +47,45 @@ void rl_gemm_ref(rl_trans ta, rl_trans tb, int m, int n, int k,
                  float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
 
-/* OpenBLAS threads: set (n >= 1) / get, and the core name in use ("Zen"). */
+/* Threads for BLAS and the element-wise loops: set (n >= 1) / get. */
 void rl_blas_set_threads(int n);
 int rl_blas_threads(void);
+/* Whether the element-wise loops may use more than one thread (OpenBLAS
+ * is its OpenMP flavour). */
+bool rl_blas_shares_openmp(void);
+/* "openmp", "pthread" or "serial": how this OpenBLAS runs its threads. */
+const char *rl_blas_threading(void);
+/* The core name in use ("SkylakeX") and OpenBLAS's build configuration. */
 const char *rl_blas_corename(void);
 const char *rl_blas_config(void);
+
+/* This machine's SGEMM rate in GFLOP/s at the current thread count: the
+ * median of timed square size x size products (row-major, alpha 1, beta 0),
+ * after 2 untimed ones, over at least 7 calls and `seconds`. */
+rl_status rl_blas_sgemm_rate(int size, double seconds, double *gflops);
+
+/* ---- kernel choice ---- */
+
+/* The vector tier an OpenBLAS core's kernels use; -1 for a name this table
+ * does not know (then nothing is changed). */
+int rl_blas_core_tier(const char *core);
+/* The best core of Debian's DYNAMIC_ARCH 0.3.21 build for a CPU with these
+ * features: "Cooperlake" (AVX-512 with BF16), "SkylakeX" (AVX-512),
+ * "Haswell" (AVX2 + FMA), "Sandybridge" (AVX), or NULL (SSE only). */
+const char *rl_blas_best_core(const rl_cpu_features *f);
+/* The core to switch to when `current`'s tier is below what the CPU
+ * supports; NULL when current is as good, unknown, or nothing is better. */
+const char *rl_blas_upgrade(const char *current, const rl_cpu_features *f);
+/* SGEMM through the kernels in use (every transpose, alpha and beta, a few
+ * odd shapes up to 256) against the naive product. An element fails when
+ * |c - ref| > K·FLT_EPSILON · (|alpha| Σ|a||b| + |beta c0|), twice the
+ * standard float32 dot-product bound γ_K ≈ K·2^-24: a wrong kernel misses by
+ * O(1). RL_ESHAPE naming the first shape and transposes that fail. */
+rl_status rl_blas_selfcheck(void);
+/* How the kernels were chosen, for bench, manifests and the report (set by
+ * the front end; "" until then), e.g. "SkylakeX: chosen by randlora over
+ * OpenBLAS's Haswell (CPU tier avx512)". */
+void rl_blas_set_selection(const char *note);
+const char *rl_blas_selection(void);
 
 #endif

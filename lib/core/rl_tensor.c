@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rl_par.h"
+
 /* Each block carries a 64-byte header holding its size, so the data that
  * follows stays 64-byte aligned and rl_dealloc can decrement the counter. */
 #define RL_ALIGN 64
@@ -123,14 +125,36 @@ rl_tensor rl_tensor_rows(const rl_tensor *t, int row0, int rows)
     return v;
 }
 
+/* Blocks of RL_BLOCK floats, one thread each (rl_par.h): a plain loop or
+ * memcpy per block. */
+#define RL_BLOCK 8192
+
 void rl_fill(float *x, size_t n, float v)
 {
-    for (size_t i = 0; i < n; i++) x[i] = v;
+    const size_t nb = (n + RL_BLOCK - 1) / RL_BLOCK;
+    RL_PAR_FOR_W(nb, RL_BLOCK)
+    for (size_t b = 0; b < nb; b++) {
+        const size_t lo = b * RL_BLOCK, hi = lo + RL_BLOCK < n ? lo + RL_BLOCK : n;
+        if (v == 0.0f && !signbit(v)) memset(x + lo, 0, (hi - lo) * sizeof *x);
+        else
+            for (size_t i = lo; i < hi; i++) x[i] = v;
+    }
 }
 
 void rl_copy(float *dst, const float *src, size_t n)
 {
-    if (n) memmove(dst, src, n * sizeof *dst);
+    if (!n) return;
+    const uintptr_t d = (uintptr_t)dst, sr = (uintptr_t)src, bytes = n * sizeof *dst;
+    if (!(d + bytes <= sr || sr + bytes <= d)) { /* overlapping: one memmove */
+        memmove(dst, src, n * sizeof *dst);
+        return;
+    }
+    const size_t nb = (n + RL_BLOCK - 1) / RL_BLOCK;
+    RL_PAR_FOR_W(nb, RL_BLOCK)
+    for (size_t b = 0; b < nb; b++) {
+        const size_t lo = b * RL_BLOCK, hi = lo + RL_BLOCK < n ? lo + RL_BLOCK : n;
+        memcpy(dst + lo, src + lo, (hi - lo) * sizeof *dst);
+    }
 }
 
 bool rl_all_finite(const float *x, size_t n)

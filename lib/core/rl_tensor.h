@@ -74,6 +74,8 @@ rl_tensor rl_tensor_rows(const rl_tensor *t, int row0, int rows);
 size_t rl_shape_numel(int ndim, const int *shape);
 
 /* ---- small elementwise helpers (no allocation) ---- */
+/* Element-wise, on the loop threads of rl_par.h for long arrays; rl_copy
+ * allows overlap (then one memmove). */
 void rl_fill(float *x, size_t n, float v);
 void rl_copy(float *dst, const float *src, size_t n);
 bool rl_all_finite(const float *x, size_t n);

@@ -14,6 +14,7 @@
 
 #include "../core/rl_blas.h"
 #include "../core/rl_clock.h"
+#include "../core/rl_cpu.h"
 #include "../core/rl_parse.h"
 
 /* ---- atomic files ---- */
@@ -428,6 +429,36 @@ static char *cpu_model(void)
     return res ? res : strdup("unknown");
 }
 
+/* What the figures stand on: the CPU's vector features, the BLAS kernels in
+ * use and how they were chosen, and the SGEMM rate (1024^3) beside the
+ * register-only FMA peak, both measured now at the current thread count
+ * (about 0.8 s; once per process). */
+static json_t *machine_json(void)
+{
+    static double sgemm = -1, fma = -1;
+    static int threads = 0;
+    const int t = rl_blas_threads();
+    if (threads != t) {
+        threads = t;
+        if (rl_blas_sgemm_rate(1024, 0.5, &sgemm) != RL_OK) sgemm = -1;
+        if (rl_cpu_fma_peak(RL_TIER_AVX512, t, 0.3, &fma) != RL_OK) fma = -1;
+    }
+    rl_cpu_features f;
+    rl_cpu_detect(&f);
+    char desc[256];
+    rl_cpu_describe(&f, desc, sizeof desc);
+    json_t *j = json_object();
+    json_object_set_new(j, "cpu_features", json_string(desc));
+    json_object_set_new(j, "openblas_core", json_string(rl_blas_corename()));
+    json_object_set_new(j, "openblas_core_selection",
+                        json_string(rl_blas_selection()[0] ? rl_blas_selection() : "not recorded (library use)"));
+    json_object_set_new(j, "threads", json_integer(t));
+    if (sgemm > 0) json_object_set_new(j, "sgemm_gflops", json_real(sgemm));
+    if (fma > 0) json_object_set_new(j, "fma_peak_gflops", json_real(fma));
+    if (sgemm > 0 && fma > 0) json_object_set_new(j, "sgemm_fraction_of_fma_peak", json_real(sgemm / fma));
+    return j;
+}
+
 rl_status rl_manifest_write(const char *dir, const char *experiment, int argc, char **argv,
                             const char *config_json, uint64_t seed)
 {
@@ -450,12 +481,14 @@ rl_status rl_manifest_write(const char *dir, const char *experiment, int argc, c
     json_object_set_new(v, "openblas", json_string(rl_blas_config()));
     json_object_set_new(v, "openblas_core", json_string(rl_blas_corename()));
     json_object_set_new(v, "blas_threads", json_integer(rl_blas_threads()));
+    json_object_set_new(v, "blas_threading", json_string(rl_blas_threading()));
     json_object_set_new(v, "compiler", json_string(__VERSION__));
     json_object_set_new(v, "jansson", json_string(JANSSON_VERSION));
     json_object_set_new(m, "versions", v);
     char *cpu = cpu_model();
     json_object_set_new(m, "cpu", json_string(cpu ? cpu : "unknown"));
     free(cpu);
+    json_object_set_new(m, "machine", machine_json());
     json_object_set_new(m, "online_cpus", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
     char ts[32];
     time_t now = time(NULL);

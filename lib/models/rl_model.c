@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/rl_blas.h"
+#include "../core/rl_par.h"
 #include "../core/rl_rng.h"
 #include "../core/rl_tensor.h"
 #include "../io/rl_safetensors.h"
@@ -242,7 +243,7 @@ rl_status rl_model_new(rl_model **out, const rl_model_config *cfg, uint64_t seed
         m->pooled = rl_alloc_floats((size_t)c->max_batch * d);
         m->dpooled = rl_alloc_floats((size_t)c->max_batch * d);
         m->dmlp = rl_alloc_floats(n * c->mlp_dim);
-        m->dP = rl_alloc_floats((size_t)T * T);
+        m->dP = rl_alloc_floats((size_t)c->max_batch * h * T * T);
         if (!m->xp || !m->meanf || !m->rstdf || !m->pooled || !m->dpooled || !m->dmlp || !m->dP) goto oom;
     }
     init_weights(m, seed);
@@ -370,6 +371,7 @@ rl_status rl_model_attach(rl_model *m, const rl_adapter_config *cfg, const char 
         c.init_seed = cfg->init_seed + (uint64_t)i;
         st = rl_adapter_new(&L->a, &c, L->d_out, L->d_in, m->bases, m->n_max);
         if (st == RL_OK) st = rl_layer_new(&L->l, L->W, L->b, L->a, m->n_max, path);
+        if (st == RL_OK && i == 0) rl_layer_expect_dx(L->l, false); /* its input is the data */
     }
     if (st != RL_OK) {
         rl_model_detach(m);
@@ -427,6 +429,7 @@ static void lin_forward(linear *L, const float *x, int n, float *y)
         RL_ASSERT(st == RL_OK, "%s: %s", L->name, rl_errmsg());
         return;
     }
+    RL_PAR_FOR_W(n, L->d_out)
     for (int t = 0; t < n; t++) memcpy(y + (size_t)t * L->d_out, L->b, (size_t)L->d_out * sizeof(float));
     rl_gemm(RL_NOTRANS, RL_TRANS, n, L->d_out, L->d_in, 1.0f, x, L->d_in, L->W, L->d_in, 1.0f, y, L->d_out);
 }
@@ -442,8 +445,9 @@ static void lin_backward(rl_model *m, linear *L, const float *x, const float *dy
     if (L->is_head || m->mode == RL_MODE_BASE) {
         /* dW += dyᵀ x;  db += Σ_rows dy */
         rl_gemm(RL_TRANS, RL_NOTRANS, L->d_out, L->d_in, n, 1.0f, dy, L->d_out, x, L->d_in, 1.0f, L->dW, L->d_in);
-        for (int t = 0; t < n; t++)
-            for (int j = 0; j < L->d_out; j++) L->db[j] += dy[(size_t)t * L->d_out + j];
+        RL_PAR_FOR_W(L->d_out, n) /* each column sums its rows in order */
+        for (int j = 0; j < L->d_out; j++)
+            for (int t = 0; t < n; t++) L->db[j] += dy[(size_t)t * L->d_out + j];
     }
     if (dx) rl_gemm(RL_NOTRANS, RL_NOTRANS, n, L->d_in, L->d_out, 1.0f, dy, L->d_out, L->W, L->d_in, 0.0f, dx, L->d_in);
 }
@@ -479,9 +483,17 @@ static void mlp_backward(rl_model *m, const float *x, const float *dlogits, int 
 
 /* ---- ViT ---- */
 
+/* y += x, element-wise */
+static void add_to(float *y, const float *x, size_t n)
+{
+    RL_PAR_FOR_SIMD(n)
+    for (size_t e = 0; e < n; e++) y[e] += x[e];
+}
+
 static void patchify(rl_model *m, const float *x, int B)
 {
     const int S = m->cfg.image, p = m->cfg.patch, side = S / p;
+    RL_PAR_FOR_W(B, (size_t)S * S)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < m->T; t++) {
             int pr = t / side, pc = t % side;
@@ -499,6 +511,7 @@ static void vit_forward(rl_model *m, const float *x, int B, float *logits)
     patchify(m, x, B);
     float *xe = c->blocks ? m->blk[0].x_in : m->x_out;
     lin_forward(&m->lin[0], m->xp, n, xe);
+    RL_PAR_FOR_W(B, (size_t)T * d)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             for (int j = 0; j < d; j++) xe[((size_t)b * T + t) * d + j] += m->pos[(size_t)t * d + j];
@@ -512,14 +525,15 @@ static void vit_forward(rl_model *m, const float *x, int B, float *logits)
         lin_forward(&L[2], K->a, n, K->v);
         rl_attention_forward(K->o, K->P, K->q, K->k, K->v, B, T, d, c->heads);
         lin_forward(&L[3], K->o, n, K->x_mid);
-        for (size_t e = 0; e < (size_t)n * d; e++) K->x_mid[e] += K->x_in[e];
+        add_to(K->x_mid, K->x_in, (size_t)n * d);
         rl_layernorm_forward(K->c, K->mean2, K->rstd2, K->x_mid, K->ln2_g, K->ln2_b, n, d);
         lin_forward(&L[4], K->c, n, K->u);
         rl_gelu_forward(K->g, K->u, (size_t)n * c->mlp_dim);
         lin_forward(&L[5], K->g, n, xo);
-        for (size_t e = 0; e < (size_t)n * d; e++) xo[e] += K->x_mid[e];
+        add_to(xo, K->x_mid, (size_t)n * d);
     }
     rl_layernorm_forward(m->f, m->meanf, m->rstdf, m->x_out, m->lnf_g, m->lnf_b, n, d);
+    RL_PAR_FOR_W(B, (size_t)T * d)
     for (int b = 0; b < B; b++) {
         float *pb = m->pooled + (size_t)b * d;
         memset(pb, 0, d * sizeof(float));
@@ -536,6 +550,7 @@ static void vit_backward(rl_model *m, const float *dlogits, int B)
     const bool base = m->mode == RL_MODE_BASE;
     lin_backward(m, &m->lin[m->n_lin - 1], m->pooled, dlogits, B, m->dpooled);
     float *dx = m->d1, *tmp = m->d2, *acc = m->d3;
+    RL_PAR_FOR_W(B, (size_t)T * d)
     for (int b = 0; b < B; b++) /* df = dpooled / T for every token */
         for (int t = 0; t < T; t++)
             for (int j = 0; j < d; j++) tmp[((size_t)b * T + t) * d + j] = m->dpooled[(size_t)b * d + j] / T;
@@ -555,16 +570,17 @@ static void vit_backward(rl_model *m, const float *dlogits, int B)
         rl_attention_backward(m->dq, m->dk, m->dv, m->dP, tmp, K->P, K->q, K->k, K->v, B, T, d, c->heads);
         lin_backward(m, &L[0], K->a, m->dq, n, acc);
         lin_backward(m, &L[1], K->a, m->dk, n, tmp);
-        for (size_t e = 0; e < (size_t)n * d; e++) acc[e] += tmp[e];
+        add_to(acc, tmp, (size_t)n * d);
         lin_backward(m, &L[2], K->a, m->dv, n, tmp);
-        for (size_t e = 0; e < (size_t)n * d; e++) acc[e] += tmp[e];
+        add_to(acc, tmp, (size_t)n * d);
         rl_layernorm_backward(dx, base ? K->dln1_g : NULL, base ? K->dln1_b : NULL, acc, K->x_in, K->mean1,
                               K->rstd1, K->ln1_g, n, d, 1); /* dx is now d(x_in) */
     }
-    if (base)
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++)
-                for (int j = 0; j < d; j++) m->dpos[(size_t)t * d + j] += dx[((size_t)b * T + t) * d + j];
+    if (base) {
+        RL_PAR_FOR_W(T * d, B) /* each entry sums the batch in order */
+        for (int e = 0; e < T * d; e++)
+            for (int b = 0; b < B; b++) m->dpos[e] += dx[(size_t)b * T * d + e];
+    }
     lin_backward(m, &m->lin[0], m->xp, dx, n, NULL);
 }
 

@@ -41,10 +41,11 @@ double rl_mse_forward_backward(float *dz, const float *z, const float *t, int n,
 /* Multi-head self-attention core for B sequences of T tokens, model dim d,
  * h heads (d = h · dh). q, k, v, o are (B·T, d) with head j in columns
  * [j·dh, (j+1)·dh). P caches the attention probabilities (B, h, T, T).
- * scratch needs T·T floats. */
+ * The (sequence, head) pairs run on the loop threads (rl_par.h). */
 void rl_attention_forward(float *o, float *P, const float *q, const float *k, const float *v, int B,
                           int T, int d, int h);
-/* dq, dk, dv (B·T, d) overwrite; dP_scratch needs T·T floats. */
+/* dq, dk, dv (B·T, d) overwrite; dP_scratch needs B·h·T·T floats (one
+ * T·T block per pair, as P). */
 void rl_attention_backward(float *dq, float *dk, float *dv, float *dP_scratch, const float *dout,
                            const float *P, const float *q, const float *k, const float *v, int B, int T,
                            int d, int h);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../core/rl_par.h"
 #include "../core/rl_tensor.h"
 
 rl_status rl_adamw_new(rl_adamw **out, size_t n, float lr, float weight_decay)
@@ -39,10 +40,12 @@ void rl_adamw_step(rl_adamw *o, rl_span s)
     const float b1 = o->beta1, b2 = o->beta2;
     const float c1 = 1.0f - powf(b1, (float)o->t), c2 = 1.0f - powf(b2, (float)o->t);
     const float decay = 1.0f - o->lr * o->weight_decay, step = o->lr / c1, rc2 = 1.0f / sqrtf(c2);
+    float *m_ = o->m, *v_ = o->v;
+    RL_PAR_FOR_W(s.n, 4)
     for (size_t i = 0; i < s.n; i++) {
         float g = s.g[i];
-        float m = o->m[i] = b1 * o->m[i] + (1.0f - b1) * g;
-        float v = o->v[i] = b2 * o->v[i] + (1.0f - b2) * g * g;
+        float m = m_[i] = b1 * m_[i] + (1.0f - b1) * g;
+        float v = v_[i] = b2 * v_[i] + (1.0f - b2) * g * g;
         s.p[i] = s.p[i] * decay - step * m / (sqrtf(v) * rc2 + o->eps);
     }
 }
@@ -72,6 +75,7 @@ void rl_sgd_free(rl_sgd *o)
 void rl_sgd_step(rl_sgd *o, rl_span s)
 {
     RL_ASSERT(s.n == o->n, "sgd: span of %zu parameters, state for %zu", s.n, o->n);
+    RL_PAR_FOR(s.n)
     for (size_t i = 0; i < s.n; i++) {
         float g = s.g[i];
         if (o->buf) g = o->buf[i] = o->momentum * o->buf[i] + g;

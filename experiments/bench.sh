@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# experiments/bench.sh -- what `make bench` runs: this tool against PyTorch, like
+# for like, in interleaved rounds; then the targets (randlora bench --targets) and
+# the report.
+#
+#   R=build/randlora OUT=results/bench ROUNDS=3 PEFT_SRC=/path/to/peft \
+#   OPENBLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp bash experiments/bench.sh
+#
+# Each round runs every configuration once on each side, C and PyTorch back to
+# back (which goes first alternates with the round), so both see the same
+# machine; figures are medians over rounds (bench_targets.c). Before each round
+# the script waits (at most QUIET_WAIT seconds) until other processes use less
+# than 5% of the machine; every row records the CPU share other processes took
+# while it was timed (foreign_cpu).
+#
+# Configurations (768x768, r = 32 for the layer and stack):
+#   layer  lora, vera, randlora x tokens 4096, 1024 x dx no/yes x threads 1, 2
+#   stack  4 layers, 4096 tokens, every method, threads 1, 2 (per-layer split in C)
+#   vit    whole ViT step, batch 128, each method at PEFT's default r (lora 8,
+#          vera 256, randlora 32), threads 1, 2; each run in its own process, so
+#          peak RSS (VmHWM) is per method
+# PyTorch: /usr/bin/python3 experiments/reference/peft_bench.py, with PEFT's own
+# layers when PEFT_SRC is set (impl=peft), else the transcription
+# (experiments/reference/peft_step.py, impl=transcription: lora and randlora
+# layers only). It runs on the same OpenBLAS library file (LD_LIBRARY_PATH=
+# OPENBLAS_DIR) with the core the C tool chose (OPENBLAS_CORETYPE), and with
+# glibc's malloc keeping freed memory (see py_env below).
+set -euo pipefail
+R=${R:-build/randlora}
+OUT=${OUT:-results/bench}
+ROUNDS=${ROUNDS:-3}
+PEFT_SRC=${PEFT_SRC:-}
+OPENBLAS_DIR=${OPENBLAS_DIR:-}
+QUIET_WAIT=${QUIET_WAIT:-600}   # seconds to wait for a quiet machine before each round
+PY=/usr/bin/python3
+REF=experiments/reference/peft_bench.py
+mkdir -p "$OUT"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# ---- the machine: core, SGEMM rate, FMA peak ----
+{ "$R" bench --machine --csv --threads 1; "$R" bench --machine --csv --threads 2 | tail -n 1; } > "$tmp/machine.csv"
+cat "$tmp/machine.csv"
+core=$(awk -F, 'NR == 2 { print $2 }' "$tmp/machine.csv")
+if grep -q "below it" "$tmp/machine.csv"; then
+    echo "bench.sh: WARNING: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE holds OpenBLAS below this CPU's kernels; every figure"
+    echo "bench.sh: WARNING: of this run (C and PyTorch) is taken on them. Unset it to measure on the kernels randlora picks."
+fi
+
+# ---- is PyTorch there? ----
+have_torch=0
+if [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then have_torch=1
+else echo "bench.sh: python3-torch not installed: the PyTorch side is skipped"; fi
+[ -n "$PEFT_SRC" ] || echo "bench.sh: no PEFT_SRC: PyTorch runs the transcription (not PEFT) for lora and randlora layers only"
+# glibc returns PyTorch's freed tensors (above its mmap threshold) to the OS, so
+# each step pays page faults to map them again -- costly in a VM (a LoRA step
+# at 4096 tokens with dx: 170-300 ms against 71-75 ms measured with these
+# settings). The C tool allocates nothing in a step; PyTorch is run with
+# glibc told to keep and reuse its memory, its best case on this machine.
+py_env=(env "OPENBLAS_CORETYPE=$core" MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
+        MALLOC_TOP_PAD_=268435456)
+[ -n "$OPENBLAS_DIR" ] && [ -d "$OPENBLAS_DIR" ] && py_env+=("LD_LIBRARY_PATH=$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+
+# ---- the grid: kind method tokens dx threads r ----
+# SMOKE=1: the same grid on tiny inputs and 2 timed steps (checks the plumbing; no target means anything)
+T1=4096 T2=1024 BATCH=128 REPS=""
+if [ "${SMOKE:-0}" = 1 ]; then T1=256 T2=64 BATCH=8 REPS="--min-reps 2 --max-reps 2 --seconds 0.01"; fi
+configs=()
+for th in 1 2; do
+    for m in randlora lora vera; do
+        for tok in $T1 $T2; do
+            for dx in 0 1; do configs+=("layer $m $tok $dx $th 32"); done
+        done
+    done
+    for m in randlora lora vera; do configs+=("stack $m $T1 1 $th 32"); done
+    configs+=("vit randlora $BATCH 1 $th 32" "vit lora $BATCH 1 $th 8" "vit vera $BATCH 1 $th 256")
+done
+
+c_cmd() { # kind method tokens dx threads r
+    case $1 in
+    layer) echo "$R bench --csv --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 $REPS $([ "$4" = 1 ] && echo --dx)" ;;
+    stack) echo "$R bench --csv --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 --layers 4 $REPS" ;;
+    vit) echo "$R bench --csv --model vit --method $2 --r $6 --tokens $3 --threads $5 $REPS" ;;
+    esac
+}
+py_cmd() {
+    local src=""
+    [ -n "$PEFT_SRC" ] && src="--peft-src $PEFT_SRC"
+    if [ -z "$PEFT_SRC" ] && { [ "$1" != layer ] || [ "$2" = vera ]; }; then return 1; fi
+    echo "$PY $REF $src --csv --kind $1 --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 --layers 4 $REPS $([ "$4" = 1 ] && [ "$1" = layer ] && echo --dx)"
+}
+
+# other processes' share of the machine over 2 s (0..1)
+foreign_now() {
+    local a b
+    a=($(head -n 1 /proc/stat)); sleep 2; b=($(head -n 1 /proc/stat))
+    local busy=$(( (b[1]+b[2]+b[3]+b[6]+b[7]+b[8]) - (a[1]+a[2]+a[3]+a[6]+a[7]+a[8]) ))
+    awk -v j="$busy" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" 'BEGIN { printf "%.3f", j / hz / (2 * n) }'
+}
+wait_quiet() {
+    local waited=0 f
+    while :; do
+        f=$(foreign_now)
+        if awk -v f="$f" 'BEGIN { exit !(f < 0.05) }'; then return; fi
+        if [ "$waited" -ge "$QUIET_WAIT" ]; then
+            echo "bench.sh: the machine is still busy (others use $f of it) after ${waited}s: measuring anyway (see foreign_cpu)"
+            return
+        fi
+        echo "bench.sh: others use $f of the machine: waiting"
+        sleep 20; waited=$((waited + 22))
+    done
+}
+
+c_head=""; py_head=""
+: > "$tmp/c.csv"; : > "$tmp/py.csv"
+for ((round = 1; round <= ROUNDS; round++)); do
+    wait_quiet
+    echo "bench.sh: round $round of $ROUNDS ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
+    for cfg in "${configs[@]}"; do
+        set -- $cfg
+        for side in $( ((round % 2)) && echo "c py" || echo "py c"); do
+            if [ "$side" = c ]; then
+                out=$($(c_cmd "$@"))
+                [ -n "$c_head" ] || { c_head="round,kind,$(head -n 1 <<<"$out")"; }
+                row="$round,$1,$(tail -n 1 <<<"$out")"
+                echo "$row" >> "$tmp/c.csv"
+            elif [ "$have_torch" = 1 ] && cmd=$(py_cmd "$@"); then
+                out=$("${py_env[@]}" $cmd)
+                if [ "$(head -n 1 <<<"$out" | cut -c1-5)" != "impl," ]; then echo "$out"; exit 1; fi
+                [ -n "$py_head" ] || py_head="round,$(head -n 1 <<<"$out")"
+                row="$round,$(tail -n 1 <<<"$out")"
+                echo "$row" >> "$tmp/py.csv"
+            else continue; fi
+            echo "  $side $row" | cut -c1-160
+        done
+    done
+done
+{ echo "$c_head"; cat "$tmp/c.csv"; } > "$tmp/compare_c.csv"
+mv "$tmp/machine.csv" "$OUT/machine.csv.tmp" && mv "$OUT/machine.csv.tmp" "$OUT/machine.csv"
+mv "$tmp/compare_c.csv" "$OUT/compare_c.csv.tmp" && mv "$OUT/compare_c.csv.tmp" "$OUT/compare_c.csv"
+if [ -n "$py_head" ]; then
+    { echo "$py_head"; cat "$tmp/py.csv"; } > "$OUT/compare_pytorch.csv.tmp" && mv "$OUT/compare_pytorch.csv.tmp" "$OUT/compare_pytorch.csv"
+else
+    rm -f "$OUT/compare_pytorch.csv"
+fi
+
+# ---- C-only figures: sparse kernels, merges, PEFT's route on the C side ----
+STEP="--r 32 --out 768 --in 768 --tokens 4096"
+{ echo "target,$("$R" bench --csv --method lora --r 1 --out 16 --in 16 --tokens 1 --min-reps 1 --max-reps 1 --seconds 0.001 | head -n 1)"
+  row() { t=$1; shift; printf '%s,' "$t"; "$R" bench --csv "$@" | tail -n 1; }
+  row step_t1_randlora_factorised --method randlora --path factorised $STEP --threads 1
+  row step_t1_randlora_factorised_dx --method randlora --path factorised $STEP --threads 1 --dx
+  row sparse_dense --method randlora --bases dense --r 32 --out 1024 --in 1024 --tokens 256 --threads 1
+  row sparse_sparse --method randlora --bases sparse --r 32 --out 1024 --in 1024 --tokens 256 --threads 1
+  row sparse_very_sparse --method randlora --bases very_sparse --r 32 --out 1024 --in 1024 --tokens 256 --threads 1
+  row merge_dense --merge --method randlora --bases dense --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1
+  row merge_sparse --merge --method randlora --bases sparse --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1
+  row merge_very_sparse --merge --method randlora --bases very_sparse --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1
+} > "$OUT/bench.csv.tmp" && mv "$OUT/bench.csv.tmp" "$OUT/bench.csv"
+rm -f "$OUT/pytorch.csv" # superseded by compare_pytorch.csv
+
+"$R" bench --targets "$OUT"

@@ -1,0 +1,342 @@
+/* bench_targets.c -- `randlora bench --targets DIR`: the performance targets
+ * of issue 13, computed from the rounds `make bench` wrote (experiments/bench.sh).
+ *
+ * Inputs (DIR/):
+ *   machine.csv           `bench --machine --csv` at 1 and 2 threads
+ *   compare_c.csv         round,kind + bench_csv_header(): this tool, every round
+ *   compare_pytorch.csv   round + peft_bench.py's header: the PyTorch reference
+ *                         (impl = peft: PEFT's own layers; transcription: the
+ *                         fallback, not PEFT), absent without python3-torch
+ * A configuration is (kind, method, tokens, dx, threads); each side's figure
+ * is the median over rounds of the per-round medians, so the two sides of a
+ * comparison were measured interleaved, round by round.
+ * Outputs: DIR/compare.csv (one row per configuration, both sides and the
+ * speedup) and DIR/targets.csv (target, condition, figure, threshold,
+ * verdict, detail), written atomically; the table is printed too.
+ * A target against PEFT is "not measured" when only the transcription ran.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/rl_probe.h"
+#include "bench.h"
+#include "io/rl_results.h"
+#include "sweep.h"
+
+typedef struct {
+    char kind[8], method[12];
+    int tokens, dx, threads;
+} cfg_key;
+
+static bool row_is(const csv_table *t, int r, const cfg_key *k)
+{
+    int ck = csv_col(t, "kind"), cm = csv_col(t, "method"), ct = csv_col(t, "tokens"), cd = csv_col(t, "dx"),
+        cth = csv_col(t, "threads");
+    if (ck < 0 || cm < 0 || ct < 0 || cd < 0 || cth < 0) return false;
+    char **f = t->rows[r];
+    return !strcmp(f[ck], k->kind) && !strcmp(f[cm], k->method) && atoi(f[ct]) == k->tokens &&
+           atoi(f[cd]) == k->dx && atoi(f[cth]) == k->threads;
+}
+
+/* Median over the matching rows of a numeric column (NAN if none); *n rows. */
+static double med(const csv_table *t, const cfg_key *k, const char *col, int *n)
+{
+    int c = csv_col(t, col), m = 0;
+    if (n) *n = 0;
+    if (!t->rows || c < 0) return NAN;
+    double *v = malloc((size_t)(t->nrow ? t->nrow : 1) * sizeof *v);
+    if (!v) return NAN;
+    for (int r = 0; r < t->nrow; r++)
+        if (row_is(t, r, k)) {
+            char *end;
+            double x = strtod(t->rows[r][c], &end);
+            if (end != t->rows[r][c] && !isnan(x)) v[m++] = x;
+        }
+    rl_summary s;
+    double res = m > 0 && rl_stats_summarise(v, m, &s) == RL_OK ? s.median : NAN;
+    free(v);
+    if (n) *n = m;
+    return res;
+}
+
+static double maxcol(const csv_table *t, const cfg_key *k, const char *col)
+{
+    int c = csv_col(t, col);
+    double mx = NAN;
+    for (int r = 0; c >= 0 && r < t->nrow; r++)
+        if (row_is(t, r, k)) {
+            double x = atof(t->rows[r][c]);
+            if (isnan(mx) || x > mx) mx = x;
+        }
+    return mx;
+}
+
+static const char *first_cell(const csv_table *t, const cfg_key *k, const char *col)
+{
+    int c = csv_col(t, col);
+    for (int r = 0; c >= 0 && r < t->nrow; r++)
+        if (row_is(t, r, k)) return t->rows[r][c];
+    return "";
+}
+
+typedef struct {
+    cfg_key k;
+    int c_n, ref_n;
+    double c_ms, ref_ms, speedup, bound_ms, first_ms, inner_ms, gflop, c_rss, c_tensor, ref_rss, foreign;
+    char chosen[64], ref_impl[16], core[24], ref_version[48];
+} cmp_row;
+
+typedef struct {
+    cmp_row *r;
+    int n;
+} cmp_set;
+
+static cmp_row *find(cmp_set *s, const char *kind, const char *method, int tokens, int dx, int threads)
+{
+    for (int i = 0; i < s->n; i++) {
+        cfg_key *k = &s->r[i].k;
+        if (!strcmp(k->kind, kind) && !strcmp(k->method, method) && k->tokens == tokens && k->dx == dx &&
+            k->threads == threads)
+            return &s->r[i];
+    }
+    return NULL;
+}
+
+static void build(cmp_set *s, const csv_table *c, const csv_table *py)
+{
+    s->n = 0;
+    s->r = calloc((size_t)(c->nrow ? c->nrow : 1), sizeof *s->r);
+    RL_ASSERT(s->r, "out of memory");
+    int ck = csv_col(c, "kind"), cm = csv_col(c, "method"), ct = csv_col(c, "tokens"), cd = csv_col(c, "dx"),
+        cth = csv_col(c, "threads");
+    if (ck < 0 || cm < 0 || ct < 0 || cd < 0 || cth < 0) return;
+    for (int r = 0; r < c->nrow; r++) {
+        char **f = c->rows[r];
+        if (find(s, f[ck], f[cm], atoi(f[ct]), atoi(f[cd]), atoi(f[cth]))) continue;
+        cmp_row *x = &s->r[s->n++];
+        snprintf(x->k.kind, sizeof x->k.kind, "%s", f[ck]);
+        snprintf(x->k.method, sizeof x->k.method, "%s", f[cm]);
+        x->k.tokens = atoi(f[ct]);
+        x->k.dx = atoi(f[cd]);
+        x->k.threads = atoi(f[cth]);
+        x->c_ms = med(c, &x->k, "median_ms", &x->c_n);
+        x->bound_ms = med(c, &x->k, "bound_ms", NULL);
+        x->first_ms = med(c, &x->k, "first_ms", NULL);
+        x->inner_ms = med(c, &x->k, "inner_ms", NULL);
+        x->gflop = med(c, &x->k, "gflop", NULL);
+        x->c_rss = med(c, &x->k, "peak_rss_bytes", NULL);
+        x->c_tensor = med(c, &x->k, "peak_tensor_bytes", NULL);
+        x->foreign = maxcol(c, &x->k, "foreign_cpu");
+        snprintf(x->chosen, sizeof x->chosen, "%s", first_cell(c, &x->k, "chosen"));
+        snprintf(x->core, sizeof x->core, "%s", first_cell(c, &x->k, "core"));
+        x->ref_ms = x->ref_rss = x->speedup = NAN;
+        if (py && py->rows) {
+            x->ref_ms = med(py, &x->k, "median_ms", &x->ref_n);
+            x->ref_rss = med(py, &x->k, "peak_rss_bytes", NULL);
+            snprintf(x->ref_impl, sizeof x->ref_impl, "%s", first_cell(py, &x->k, "impl"));
+            snprintf(x->ref_version, sizeof x->ref_version, "torch %s PEFT %s", first_cell(py, &x->k, "torch_version"),
+                     first_cell(py, &x->k, "peft_version"));
+            if (x->ref_n == 0) x->ref_impl[0] = x->ref_version[0] = '\0';
+            double fr = maxcol(py, &x->k, "foreign_cpu");
+            if (!isnan(fr) && (isnan(x->foreign) || fr > x->foreign)) x->foreign = fr;
+            x->speedup = x->ref_ms / x->c_ms;
+        }
+    }
+}
+
+/* ---- targets ---- */
+
+typedef struct {
+    FILE *csv;
+    int met, not_met, not_measured;
+} tgt_out;
+
+static void target(tgt_out *o, const char *name, const char *cond, double figure, const char *threshold, bool ok,
+                   bool measured, const char *detail)
+{
+    const char *v = !measured ? "not measured" : ok ? "met" : "not met";
+    if (!measured) o->not_measured++;
+    else if (ok) o->met++;
+    else o->not_met++;
+    fprintf(o->csv, "%s,%s,%.4f,%s,%s,%s\n", name, cond, figure, threshold, v, detail);
+    printf("  %-34s %-44s %8.3f %-8s %-13s %s\n", name, cond, figure, threshold, v, detail);
+}
+
+static void speed_target(tgt_out *o, cmp_set *s, const char *name, const char *kind, const char *method, int tokens,
+                         int dx, int threads, double need)
+{
+    cmp_row *x = find(s, kind, method, tokens, dx, threads);
+    char cond[96], thr[16], det[160];
+    snprintf(cond, sizeof cond, "%s %s %d %s dx=%d %dT", kind, method, tokens, !strcmp(kind, "vit") ? "images" : "tokens",
+             dx, threads);
+    snprintf(thr, sizeof thr, ">=%.2f", need);
+    if (!x || isnan(x->ref_ms)) {
+        target(o, name, cond, NAN, thr, false, false, "no PyTorch figure");
+        return;
+    }
+    bool peft = !strcmp(x->ref_impl, "peft");
+    snprintf(det, sizeof det, "C %.2f ms vs %s %.2f ms%s", x->c_ms, peft ? "PEFT" : "transcription (not PEFT)",
+             x->ref_ms, peft ? "" : ": PEFT not run (make bench PEFT_SRC=...)");
+    target(o, name, cond, x->speedup, thr, x->speedup >= need, peft, det);
+}
+
+int bench_targets(const char *dir)
+{
+    char p[700];
+    csv_table c, py, mach;
+    memset(&py, 0, sizeof py);
+    memset(&mach, 0, sizeof mach);
+    snprintf(p, sizeof p, "%s/compare_c.csv", dir);
+    if (csv_read(p, &c) != RL_OK) {
+        fprintf(stderr, "randlora bench --targets: %s\n", rl_errmsg());
+        return 2;
+    }
+    snprintf(p, sizeof p, "%s/compare_pytorch.csv", dir);
+    bool have_py = csv_read(p, &py) == RL_OK;
+    snprintf(p, sizeof p, "%s/machine.csv", dir);
+    bool have_mach = csv_read(p, &mach) == RL_OK;
+    cmp_set s;
+    build(&s, &c, have_py ? &py : NULL);
+
+    /* compare.csv */
+    rl_atomic_file af;
+    snprintf(p, sizeof p, "%s/compare.csv", dir);
+    rl_status st = rl_atomic_open(&af, p);
+    if (st == RL_OK) {
+        fprintf(af.fp, "kind,method,tokens,dx,threads,c_rounds,c_ms,bound_ms,c_over_bound,gflop,chosen,first_ms,"
+                       "inner_ms,c_peak_rss_bytes,c_peak_tensor_bytes,ref_impl,ref_rounds,ref_ms,ref_peak_rss_bytes,"
+                       "speedup,foreign_cpu_max,core,ref_version\n");
+        for (int i = 0; i < s.n; i++) {
+            cmp_row *x = &s.r[i];
+            fprintf(af.fp, "%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.5f,%s,%.4f,%.4f,%.0f,%.0f,%s,%d,%.4f,%.0f,%.4f,%.4f,%s,%s\n",
+                    x->k.kind, x->k.method, x->k.tokens, x->k.dx, x->k.threads, x->c_n, x->c_ms, x->bound_ms,
+                    x->c_ms / x->bound_ms, x->gflop, x->chosen, x->first_ms, x->inner_ms, x->c_rss, x->c_tensor,
+                    x->ref_impl[0] ? x->ref_impl : "-", x->ref_n, x->ref_ms, x->ref_rss, x->speedup, x->foreign,
+                    x->core, x->ref_version[0] ? x->ref_version : "-");
+        }
+        st = rl_atomic_commit(&af);
+    }
+
+    /* targets.csv */
+    tgt_out o = {0};
+    snprintf(p, sizeof p, "%s/targets.csv", dir);
+    if (st == RL_OK) st = rl_atomic_open(&af, p);
+    if (st == RL_OK) {
+        o.csv = af.fp;
+        fprintf(o.csv, "target,condition,figure,threshold,verdict,detail\n");
+        printf("performance targets (%s/targets.csv; figures: medians over rounds)\n", dir);
+        char name[64], cond[96], det[200];
+        /* 1. RandLora >= 2x PEFT at 4096 tokens; LoRA, VeRA >= 1.2x */
+        for (int dx = 0; dx < 2; dx++)
+            for (int th = 1; th <= 2; th++)
+                speed_target(&o, &s, "randlora_vs_peft_4096", "layer", "randlora", 4096, dx, th, 2.0);
+        static const char *const lv[2] = {"lora", "vera"};
+        for (int m = 0; m < 2; m++)
+            for (int tok = 4096; tok >= 1024; tok /= 4)
+                for (int dx = 0; dx < 2; dx++)
+                    for (int th = 1; th <= 2; th++) {
+                        snprintf(name, sizeof name, "%s_vs_peft", lv[m]);
+                        speed_target(&o, &s, name, "layer", lv[m], tok, dx, th, 1.2);
+                    }
+        /* 2. RandLora at 1024 tokens within 1.1x of the FLOP-model bound of its plan */
+        for (int dx = 0; dx < 2; dx++)
+            for (int th = 1; th <= 2; th++) {
+                cmp_row *x = find(&s, "layer", "randlora", 1024, dx, th);
+                snprintf(cond, sizeof cond, "layer randlora 1024 tokens dx=%d %dT", dx, th);
+                if (!x) {
+                    target(&o, "randlora_1024_bound", cond, NAN, "<=1.10", false, false, "not run");
+                    continue;
+                }
+                snprintf(det, sizeof det, "%.2f ms vs bound %.2f ms (%.3f GFLOP; plan %s); vs PyTorch %.2fx", x->c_ms,
+                         x->bound_ms, x->gflop, x->chosen, x->speedup);
+                target(&o, "randlora_1024_bound", cond, x->c_ms / x->bound_ms, "<=1.10", x->c_ms / x->bound_ms <= 1.1,
+                       true, det);
+            }
+        /* 3. RandLora / LoRA step time against the FLOP floor */
+        for (int dx = 0; dx < 2; dx++)
+            for (int th = 1; th <= 2; th++) {
+                cmp_row *rl = find(&s, "layer", "randlora", 4096, dx, th), *lo = find(&s, "layer", "lora", 4096, dx, th);
+                snprintf(cond, sizeof cond, "layer 4096 tokens dx=%d %dT", dx, th);
+                if (!rl || !lo) {
+                    target(&o, "randlora_over_lora", cond, NAN, dx ? "<=1.50" : "<=1.05xfloor", false, false, "not run");
+                    continue;
+                }
+                double q = rl->c_ms / lo->c_ms, floor = rl->gflop / lo->gflop, lim = dx ? 1.5 : 1.05 * floor;
+                char thr[24];
+                snprintf(thr, sizeof thr, "<=%.2f", lim);
+                snprintf(det, sizeof det, "%.2f / %.2f ms; FLOP floor %.3f", rl->c_ms, lo->c_ms, floor);
+                target(&o, "randlora_over_lora", cond, q, thr, q <= lim, true, det);
+            }
+        /* 4. a 4-layer stack scales with threads */
+        static const char *const ms[3] = {"lora", "vera", "randlora"};
+        for (int m = 0; m < 3; m++) {
+            cmp_row *a = NULL, *b = NULL;
+            for (int i = 0; i < s.n && !a; i++)
+                if (!strcmp(s.r[i].k.kind, "stack") && !strcmp(s.r[i].k.method, ms[m]) && s.r[i].k.threads == 1)
+                    a = &s.r[i];
+            if (a) b = find(&s, "stack", ms[m], a->k.tokens, a->k.dx, 2);
+            snprintf(cond, sizeof cond, "stack %s 1T/2T", ms[m]);
+            if (!a || !b) {
+                target(&o, "stack_thread_scaling", cond, NAN, ">=1.85", false, false, "not run");
+                continue;
+            }
+            snprintf(det, sizeof det, "%d tokens: %.2f ms at 1 thread, %.2f ms at 2 (per layer at 2: first %.2f, inner %.2f ms)",
+                     a->k.tokens, a->c_ms, b->c_ms, b->first_ms, b->inner_ms);
+            target(&o, "stack_thread_scaling", cond, a->c_ms / b->c_ms, ">=1.85", a->c_ms / b->c_ms >= 1.85, true, det);
+        }
+        /* 5. SGEMM against the FMA peak */
+        for (int r = 0; have_mach && r < mach.nrow; r++) {
+            int cth = csv_col(&mach, "threads"), cf = csv_col(&mach, "sgemm_fraction_of_fma"), cs = csv_col(&mach, "sgemm_gflops"),
+                cp = csv_col(&mach, "fma_gflops"), cc = csv_col(&mach, "core");
+            if (cth < 0 || cf < 0 || cs < 0 || cp < 0 || cc < 0) break;
+            double fr = atof(mach.rows[r][cf]);
+            snprintf(cond, sizeof cond, "SGEMM 1024^3 %sT", mach.rows[r][cth]);
+            snprintf(det, sizeof det, "SGEMM %s GFLOP/s vs FMA peak %s GFLOP/s (core %s)", mach.rows[r][cs],
+                     mach.rows[r][cp], mach.rows[r][cc]);
+            target(&o, "sgemm_of_fma_peak", cond, fr, ">=0.75", fr >= 0.75, true, det);
+        }
+        if (!have_mach) target(&o, "sgemm_of_fma_peak", "SGEMM 1024^3", NAN, ">=0.75", false, false, "no machine.csv");
+        /* 6. the whole ViT step */
+        for (int m = 0; m < 3; m++)
+            for (int th = 1; th <= 2; th++) {
+                cmp_row *x = NULL;
+                for (int i = 0; i < s.n && !x; i++)
+                    if (!strcmp(s.r[i].k.kind, "vit") && !strcmp(s.r[i].k.method, ms[m]) && s.r[i].k.threads == th)
+                        x = &s.r[i];
+                snprintf(name, sizeof name, "vit_%s_vs_peft", ms[m]);
+                speed_target(&o, &s, name, "vit", ms[m], x ? x->k.tokens : 128, 1, th, m == 2 ? 2.0 : 1.2);
+            }
+        /* 7. no method slower than PyTorch anywhere */
+        double worst = INFINITY;
+        char where[96] = "";
+        int n_cmp = 0;
+        bool all_peft = true;
+        for (int i = 0; i < s.n; i++) {
+            if (isnan(s.r[i].speedup)) continue;
+            n_cmp++;
+            all_peft &= !strcmp(s.r[i].ref_impl, "peft");
+            if (s.r[i].speedup < worst) {
+                worst = s.r[i].speedup;
+                snprintf(where, sizeof where, "%s %s %d dx=%d %dT", s.r[i].k.kind, s.r[i].k.method, s.r[i].k.tokens,
+                         s.r[i].k.dx, s.r[i].k.threads);
+            }
+        }
+        snprintf(det, sizeof det, "slowest of %d comparisons: %s%s", n_cmp, where,
+                 all_peft ? "" : " (some against the transcription: not PEFT)");
+        target(&o, "no_method_slower", "every comparison", n_cmp ? worst : NAN, ">=1.00", worst >= 1.0,
+               n_cmp > 0 && all_peft, det);
+        printf("  %d met, %d not met, %d not measured\n", o.met, o.not_met, o.not_measured);
+        st = rl_atomic_commit(&af);
+    }
+    free(s.r);
+    csv_free(&c);
+    if (have_py) csv_free(&py);
+    if (have_mach) csv_free(&mach);
+    if (st != RL_OK) {
+        fprintf(stderr, "randlora bench --targets: %s\n", rl_errmsg());
+        return 1;
+    }
+    return 0;
+}

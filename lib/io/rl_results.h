@@ -78,7 +78,9 @@ rl_status rl_sweep_get(const rl_sweep *s, const char *key, char **rows);
 /* Write the point's rows (CSV lines, each ending in '\n', no header). */
 rl_status rl_sweep_put(rl_sweep *s, const char *key, const char *rows);
 /* Assemble <dir>/<table>.csv from every point file present; *n_points gets
- * their count (may be NULL). */
+ * their count (may be NULL). A point file whose rows have another number of
+ * fields than the header (written by an older version of the sweep) is left
+ * out, not counted, and named on stderr. */
 rl_status rl_sweep_finish(rl_sweep *s, long *n_points);
 const char *rl_sweep_table_path(const rl_sweep *s);
 

@@ -105,7 +105,11 @@ extern float expf(float);
 
 #if defined(__x86_64__) && !defined(__AVX512F__)
 #define RL_NN_AVX512 1
+#if defined(__clang__)   /* clang has no prefer-vector-width in target() */
+#define TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+#else
 #define TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,prefer-vector-width=512")))
+#endif
 #endif
 
 /* Does this CPU run the AVX-512 kernels? (cpuid, once per call of the

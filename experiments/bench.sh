@@ -38,28 +38,17 @@ mkdir -p "$OUT"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# ---- the machine: core, SGEMM rate, FMA peak ----
-{ "$R" bench --machine --csv --threads 1; "$R" bench --machine --csv --threads 2 | tail -n 1; } > "$tmp/machine.csv"
-cat "$tmp/machine.csv"
-core=$(awk -F, 'NR == 2 { print $2 }' "$tmp/machine.csv")
-if grep -q "below it" "$tmp/machine.csv"; then
-    echo "bench.sh: WARNING: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE holds OpenBLAS below this CPU's kernels; every figure"
-    echo "bench.sh: WARNING: of this run (C and PyTorch) is taken on them. Unset it to measure on the kernels randlora picks."
-fi
+# ---- the machine: core, SGEMM rate, FMA peak (on a quiet machine: wait_quiet below) ----
+measure_machine() {
+    { "$R" bench --machine --csv --threads 1; "$R" bench --machine --csv --threads 2 | tail -n 1; } > "$tmp/machine.csv"
+}
+measure_machine_quietly() { wait_quiet; measure_machine; cat "$tmp/machine.csv"; }
 
 # ---- is PyTorch there? ----
 have_torch=0
 if [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then have_torch=1
 else echo "bench.sh: python3-torch not installed: the PyTorch side is skipped"; fi
 [ -n "$PEFT_SRC" ] || echo "bench.sh: no PEFT_SRC: PyTorch runs the transcription (not PEFT) for lora and randlora layers only"
-# glibc returns PyTorch's freed tensors (above its mmap threshold) to the OS, so
-# each step pays page faults to map them again -- costly in a VM (a LoRA step
-# at 4096 tokens with dx: 170-300 ms against 71-75 ms measured with these
-# settings). The C tool allocates nothing in a step; PyTorch is run with
-# glibc told to keep and reuse its memory, its best case on this machine.
-py_env=(env "OPENBLAS_CORETYPE=$core" MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
-        MALLOC_TOP_PAD_=268435456)
-[ -n "$OPENBLAS_DIR" ] && [ -d "$OPENBLAS_DIR" ] && py_env+=("LD_LIBRARY_PATH=$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 
 # ---- the grid: kind method tokens dx threads r ----
 # SMOKE=1: the same grid on tiny inputs and 2 timed steps (checks the plumbing; no target means anything)
@@ -110,6 +99,21 @@ wait_quiet() {
         sleep 20; waited=$((waited + 22))
     done
 }
+
+measure_machine_quietly
+core=$(awk -F, 'NR == 2 { print $2 }' "$tmp/machine.csv")
+if grep -q "below it" "$tmp/machine.csv"; then
+    echo "bench.sh: WARNING: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE holds OpenBLAS below this CPU's kernels; every figure"
+    echo "bench.sh: WARNING: of this run (C and PyTorch) is taken on them. Unset it to measure on the kernels randlora picks."
+fi
+# glibc returns PyTorch's freed tensors (above its mmap threshold) to the OS, so
+# each step pays page faults to map them again -- costly in a VM (a LoRA step
+# at 4096 tokens with dx: 170-300 ms against 71-75 ms measured with these
+# settings). The C tool allocates nothing in a step; PyTorch is run with
+# glibc told to keep and reuse its memory, its best case on this machine.
+py_env=(env "OPENBLAS_CORETYPE=$core" MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
+        MALLOC_TOP_PAD_=268435456)
+[ -n "$OPENBLAS_DIR" ] && [ -d "$OPENBLAS_DIR" ] && py_env+=("LD_LIBRARY_PATH=$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 
 c_head=""; py_head=""
 : > "$tmp/c.csv"; : > "$tmp/py.csv"

@@ -258,6 +258,17 @@ static void findings(sbuf *o, const char *dir)
             rp_put(o, "  - %s: **%s** (`results/claims.csv`)\n", rp_cell(&t, r, "claim"), rp_cell(&t, r, "verdict"));
         csv_free(&t);
     }
+    if (rp_table(dir, "bench/targets.csv", &t)) {
+        int met = 0;
+        for (int r = 0; r < t.nrow; r++) met += !strcmp(rp_cell(&t, r, "verdict"), "met");
+        rp_put(o, "- **Performance targets** of the last `make bench` (`results/bench/targets.csv`; conditions and "
+                  "the C and PyTorch figures in results/REPORT.md): %d of %d met.\n", met, t.nrow);
+        for (int r = 0; r < t.nrow; r++)
+            rp_put(o, "  - %s, %s: %s against %s: **%s** (`results/bench/targets.csv`)\n", rp_cell(&t, r, "target"),
+                   rp_cell(&t, r, "condition"), rp_cell(&t, r, "figure"), rp_cell(&t, r, "threshold"),
+                   rp_cell(&t, r, "verdict"));
+        csv_free(&t);
+    }
     static const char *const acc[2] = {"vit", "finetune"};
     for (int k = 0; k < 2; k++) {
         char rel[64];

@@ -249,7 +249,7 @@ void report_teacher(sbuf *b, const char *dir)
         return;
     }
     rp_put(b, "The student starts from exactly the teacher's W0 (256x128), so the update to learn is exactly ΔW*; fresh "
-              "Gaussian inputs every step (nothing to memorise), MSE loss, each method's learning rate chosen on a fixed "
+              "random ±1 inputs every step (i.i.d. entries, covariance I: nothing to memorise), MSE loss, each method's learning rate chosen on a fixed "
               "validation sample, early stopping. Error reached, ‖ΔW - ΔW*‖_F / ‖ΔW*‖_F, mean ± 95%% interval over "
               "seeds, beside LoRA's Eckart-Young floor (`teacher/summary.csv`):\n\n| spectrum | method | r | params | "
               "lr | seeds | error | Eckart-Young floor | above the floor |\n|---|---|---|---|---|---|---|---|---|\n");

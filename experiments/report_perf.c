@@ -67,6 +67,10 @@ void report_bench(sbuf *b, const char *dir)
         return;
     }
     bench_machine(b, dir);
+    if (!have_tg && !have_cp)
+        rp_put(b, "`bench/bench.csv` only: these rows come from an earlier `make bench` (no `bench/targets.csv` or "
+                  "`bench/compare.csv` yet: the like-for-like run against PyTorch, `make bench PEFT_SRC=...`, has not "
+                  "been made on this code, so its targets are not reported).\n\n");
     if (have_cp) {
         /* who the reference was, and how quiet the machine was */
         const char *impl = "-", *ver = "";

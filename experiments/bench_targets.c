@@ -282,7 +282,7 @@ int bench_targets(const char *dir)
                 target(&o, "stack_thread_scaling", cond, NAN, ">=1.85", false, false, "not run");
                 continue;
             }
-            snprintf(det, sizeof det, "%d tokens: %.2f ms at 1 thread, %.2f ms at 2 (per layer at 2: first %.2f, inner %.2f ms)",
+            snprintf(det, sizeof det, "%d tokens: %.2f ms at 1 thread; %.2f ms at 2 (per layer at 2: first %.2f; inner %.2f ms)",
                      a->k.tokens, a->c_ms, b->c_ms, b->first_ms, b->inner_ms);
             target(&o, "stack_thread_scaling", cond, a->c_ms / b->c_ms, ">=1.85", a->c_ms / b->c_ms >= 1.85, true, det);
         }

@@ -330,8 +330,9 @@ rl_status bench_run(const bench_config *c, bench_result *out)
     if (c->layers < 1 || c->layers > 8) return rl_fail(RL_EINVAL, "bench: --layers %d outside 1..8", c->layers);
     if (c->layers > 1 && c->d_out != c->d_in)
         return rl_fail(RL_EINVAL, "bench: a stack needs square layers (--out %d, --in %d)", c->d_out, c->d_in);
-    if (c->path == RL_PATH_MATERIALISED && c->method != RL_METHOD_RANDLORA)
-        return rl_fail(RL_EINVAL, "bench: --path materialised exists for randlora only");
+    if (c->path == RL_PATH_MATERIALISED && c->method != RL_METHOD_RANDLORA && c->method != RL_METHOD_VERA)
+        return rl_fail(RL_EINVAL, "bench: --path materialised exists for randlora and vera only (lora's gradients "
+                       "take the factors; --path auto gives it ΔW for forward and dx)");
     if (c->model == BENCH_VIT && (c->merge || c->layers != 1))
         return rl_fail(RL_EINVAL, "bench: --model vit times a whole model step (no --merge, --layers)");
     RL_TRY(bench_sgemm_rate(c->threads, &out->sgemm_gflops));

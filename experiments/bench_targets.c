@@ -176,7 +176,7 @@ static void speed_target(tgt_out *o, cmp_set *s, const char *name, const char *k
                          int dx, int threads, double need)
 {
     cmp_row *x = find(s, kind, method, tokens, dx, threads);
-    char cond[96], thr[16], det[160];
+    char cond[96], thr[16], det[320];
     snprintf(cond, sizeof cond, "%s %s %d %s dx=%d %dT", kind, method, tokens, !strcmp(kind, "vit") ? "images" : "tokens",
              dx, threads);
     snprintf(thr, sizeof thr, ">=%.2f", need);
@@ -185,8 +185,15 @@ static void speed_target(tgt_out *o, cmp_set *s, const char *name, const char *k
         return;
     }
     bool peft = !strcmp(x->ref_impl, "peft");
-    snprintf(det, sizeof det, "C %.2f ms vs %s %.2f ms%s", x->c_ms, peft ? "PEFT" : "transcription (not PEFT)",
-             x->ref_ms, peft ? "" : ": PEFT not run (make bench PEFT_SRC=...)");
+    /* PyTorch's time over C's FLOP-model bound (its FLOPs at the 1024³ SGEMM
+     * rate): about what the step could gain with every product at that rate
+     * (not a hard ceiling: large GEMMs may run faster than 1024³ does) */
+    char ceil[96] = "";
+    if (x->bound_ms > 0)
+        snprintf(ceil, sizeof ceil, "; %s / C's FLOP bound %.2f ms = %.2fx", peft ? "PEFT" : "reference", x->bound_ms,
+                 x->ref_ms / x->bound_ms);
+    snprintf(det, sizeof det, "C %.2f ms vs %s %.2f ms%s%s", x->c_ms, peft ? "PEFT" : "transcription (not PEFT)",
+             x->ref_ms, ceil, peft ? "" : ": PEFT not run (make bench PEFT_SRC=...)");
     target(o, name, cond, x->speedup, thr, x->speedup >= need, peft, det);
 }
 

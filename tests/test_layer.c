@@ -113,7 +113,7 @@ ParameterizedTest(lcase *c, layer, randlora_paths_agree)
  * where it was. */
 RL_TEST(layer, training_step_allocates_nothing)
 {
-    const int n = 16, o = 24, i = 20, r = 4;
+    const int n = 32, o = 24, i = 20, r = 4; /* n > d_in: LoRA's auto plan takes ΔW for its forward */
     static const int methods[4] = {RL_METHOD_FULL, RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
     for (int m = 0; m < 4; m++)
         for (int p = 0; p < (methods[m] == RL_METHOD_RANDLORA || methods[m] == RL_METHOD_VERA ? 3 : 1); p++) {
@@ -183,12 +183,29 @@ RL_TEST(layer, path_rules)
         }
     cr_assert(rl_layer_plan_flops(l, rl_plan_uniform(M), 4096, false) <
               rl_layer_plan_flops(l, rl_plan_uniform(F), 4096, false));
-    /* VeRA takes one route: factorised at 768², r = 32 (a thin update), ΔW
-     * when r is large next to the layer (r = 256 on the ViT's 64x64 q) */
-    rl_plan v1 = rl_plan_for(RL_METHOD_VERA, RL_BASES_DENSE, 768, 768, 32, 4096, true, false);
+    /* LoRA and VeRA at 768², r = 32: factorised for few rows; for many, ΔW
+     * serves the forward (once n > d_in) and dx while the gradients stay on
+     * the factors (T = dyᵀh is cheaper than G = dyᵀx); VeRA's gradients take
+     * G when r is large next to the layer (r = 256 on the ViT's 64x64 q) */
+    for (int m = RL_METHOD_LORA; m <= RL_METHOD_VERA; m++) {
+        rl_plan few = rl_plan_for((rl_method)m, RL_BASES_DENSE, 768, 768, 32, 64, true, false);
+        rl_plan many = rl_plan_for((rl_method)m, RL_BASES_DENSE, 768, 768, 32, 4096, true, false);
+        rl_plan nodx = rl_plan_for((rl_method)m, RL_BASES_DENSE, 768, 768, 32, 4096, false, false);
+        cr_assert(few.fwd == F && few.grads == F && few.dx == F, "method %d", m);
+        cr_assert(many.fwd == M && many.grads == F && many.dx == M, "method %d", m);
+        cr_assert(nodx.fwd == M && nodx.grads == F, "method %d", m);
+        /* written out for n = 4096, with dx: ΔW once; base forward and dx on
+         * W + ΔW; h = x Aᵀ; LoRA dB, dh, dA; VeRA T and its reductions */
+        const double N = 4096, o = 768, i = 768, R = 32;
+        double want = 2 * o * i * R + 2 * 2 * N * o * i + 2 * N * R * i +
+                      (m == RL_METHOD_LORA ? 2 * N * R * (2 * o + i) : 2 * N * R * o + 4 * o * R);
+        cr_assert_float_eq(rl_plan_flops((rl_method)m, RL_BASES_DENSE, many, 768, 768, 32, 4096, true), want, 1.0);
+    }
     rl_plan v2 = rl_plan_for(RL_METHOD_VERA, RL_BASES_DENSE, 64, 64, 256, 2048, true, false);
-    cr_assert(v1.fwd == F && v1.grads == F && v1.dx == F);
     cr_assert(v2.fwd == M && v2.grads == M && v2.dx == M);
+    /* LoRA's gradients never take G, whatever the shape */
+    rl_plan l2 = rl_plan_for(RL_METHOD_LORA, RL_BASES_DENSE, 64, 64, 256, 2048, true, false);
+    cr_assert(l2.grads == F && l2.fwd == M);
     /* the model term by term, written out for 768², r = 32 (K = 768), n = 512, with dx */
     {
         const double N = 512, o = 768, i = 768, K = 768, U = 2 * K * 768, Fg = 4 * K * 768;
@@ -319,10 +336,10 @@ RL_TEST(layer, zero_row_adapter_is_materialised_only)
 }
 
 /* Under rl_layer an adapter keeps its forward's intermediates for backward
- * (LoRA's h, VeRA's h and z, RandLora's UA and H), on 1 thread and on 2
+ * (LoRA's and VeRA's h, RandLora's UA and H), on 1 thread and on 2
  * (where LoRA and VeRA hold them transposed). Over two training steps,
- * with the parameters moved by AdamW between them, every RandLora plan and
- * both VeRA routes,
+ * with the parameters moved by AdamW between them, every RandLora and VeRA
+ * plan and every LoRA plan (its gradients always on the factors),
  * the layer's dx and gradients equal a recomputation from scratch: the
  * adapter called directly (nothing kept) on the same parameters, plus the
  * base's dy·W. The operations and their order are the same, so the results
@@ -335,8 +352,8 @@ RL_TEST(layer, kept_forward_matches_recompute)
     for (int th = 1; th <= 2; th++) /* LoRA's and VeRA's two layouts (rl_skinny_transposed) */
     for (int s = 0; s < 2; s++)
         for (int m = 0; m < 3; m++)
-            for (int pl = 0; pl < (methods[m] == RL_METHOD_LORA ? 1 : 8); pl++) {
-                if (methods[m] == RL_METHOD_VERA && pl != 0 && pl != 7) continue; /* VeRA: uniform plans */
+            for (int pl = 0; pl < 8; pl++) {
+                if (methods[m] == RL_METHOD_LORA && (pl & 2)) continue; /* LoRA: gradients on the factors */
                 rl_blas_set_threads(th);
                 const int o = shapes[s][0], i = shapes[s][1], n = 6, r = 4;
                 rl_shared_bases *b = NULL;
@@ -359,11 +376,10 @@ RL_TEST(layer, kept_forward_matches_recompute)
                 rl_mt_fill_normal(&gen, sp.p, sp.n, 0.2f);
                 rl_layer *l = NULL;
                 cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_AUTO), RL_OK);
-                if (methods[m] != RL_METHOD_LORA)
-                    cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){pl & 1 ? M : F, pl & 2 ? M : F, pl & 4 ? M : F}), RL_OK,
-                                 "%s", rl_errmsg());
-                if (methods[m] == RL_METHOD_VERA)
-                    cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){M, F, F}), RL_EINVAL, "VeRA: uniform plans only");
+                if (methods[m] == RL_METHOD_LORA)
+                    cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){F, M, F}), RL_EINVAL, "LoRA: gradients on the factors");
+                cr_assert_eq(rl_layer_fix_plan(l, (rl_plan){pl & 1 ? M : F, pl & 2 ? M : F, pl & 4 ? M : F}), RL_OK,
+                             "%s", rl_errmsg());
                 rl_adamw *opt = NULL;
                 cr_assert_eq(rl_adamw_new(&opt, sp.n, 1e-2f, 0.0f), RL_OK);
                 for (int step = 0; step < 2; step++) {

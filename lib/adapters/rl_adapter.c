@@ -45,10 +45,8 @@ size_t rl_adapter_bytes_bound(const rl_adapter_config *cfg, int d_out, int d_in,
     case RL_METHOD_LORA: /* h, dh (n, r) and dBᵀ (r, d_out): rl_lora.c's lora_work_size */
         work = rl_size_add(rl_size_mul(2, rl_size_mul(n, r)), rl_size_mul(r, o));
         break;
-    case RL_METHOD_VERA: /* h, z, dz (n, r), Bl, P (d_out, r), one float of alignment, and two
-                            doubles per 128 rows per k for dλ_d's partial sums: rl_vera.c */
-        work = rl_size_add(rl_size_mul(3, rl_size_mul(n, r)), rl_size_mul(2, rl_size_mul(o, r)));
-        work = rl_size_add(work, rl_size_add(1, rl_size_mul(2, rl_size_mul((n + 127) / 128, r))));
+    case RL_METHOD_VERA: /* h, dh (n, r), Bd, T (d_out, r): rl_vera.c's vera_work_size */
+        work = rl_size_add(rl_size_mul(2, rl_size_mul(n, r)), rl_size_mul(2, rl_size_mul(o, r)));
         break;
     case RL_METHOD_RANDLORA: {
         /* dense kernels: n == 0: min(K, 256) rows of UA; else 2·K·mn + 2·n·K.

@@ -77,11 +77,18 @@ void rl_randlora_dx_acc(rl_adapter *a, const float *dy, int n, float *dx);
 /* dw := s·ΔW + beta·dw, built a chunk of UA rows at a time (UA_CHUNK). */
 void rl_randlora_delta_weight_acc(rl_adapter *a, float *dw, float beta);
 
-/* VeRA's materialised route (rl_layer.c, uniform plans): dw := ΔW + beta·dw,
- * and dλ_b, dλ_d accumulated from G = dyᵀ x (d_out, d_in); both use the
- * first d_out·r floats of the workspace. */
+/* VeRA's materialised routes (rl_layer.c): dw := ΔW + beta·dw; dλ_b, dλ_d
+ * accumulated from G = dyᵀ x (d_out, d_in); dx (n, d_in) += the adapter's
+ * part of ∂L/∂x alone, through the factors (the dx term of a step whose
+ * parameter gradients take the materialised route). They use the workspace
+ * past the two per-row blocks, so a forward's kept h survives them. */
 void rl_vera_delta_weight_acc(rl_adapter *a, float *dw, float beta);
 void rl_vera_grads_from_G(rl_adapter *a, const float *G);
+void rl_vera_dx_acc(rl_adapter *a, const float *dy, int n, float *dx);
+
+/* LoRA's materialised forward and dx (rl_layer.c): dw := s·B·A + beta·dw.
+ * (LoRA's parameter gradients always take the factors.) */
+void rl_lora_delta_weight_acc(rl_adapter *a, float *dw, float beta);
 
 /* ---- ternary kernels (rl_randlora_ternary.c), used when a->ternary ---- */
 rl_status rl_tern_init(rl_adapter *a);          /* t_aend, t_off, t_nnz */

@@ -55,13 +55,14 @@ const char *rl_plan_name(rl_plan p, bool need_dx, char *buf, size_t len)
     return buf;
 }
 
-/* Does the plan use the (d_out, d_in) buffer? */
-/* Methods with a materialised route: RandLora (plans per term) and VeRA
- * (uniform plans). */
-static bool has_m(rl_method m) { return m == RL_METHOD_RANDLORA || m == RL_METHOD_VERA; }
+/* Methods with materialised routes: every adapter. RandLora's and VeRA's
+ * parameter gradients can also come from G = dyᵀ x; LoRA's always take the
+ * factors. */
+static bool has_m(rl_method m) { return m != RL_METHOD_FULL; }
+static bool grads_m_ok(rl_method m) { return m == RL_METHOD_RANDLORA || m == RL_METHOD_VERA; }
 
-/* Whose plans take one route for every term. */
-static bool uniform_only(const rl_adapter *a) { return a->ternary || a->cfg.method == RL_METHOD_VERA; }
+/* Whose plans take one route for every term: the ternary kernels. */
+static bool uniform_only(const rl_adapter *a) { return a->ternary; }
 
 rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapter *a,
                        int max_tokens, rl_path path)
@@ -72,8 +73,9 @@ rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapte
     if (m != RL_METHOD_FULL && !W)
         return rl_fail(RL_EINVAL, "layer: a %s layer needs its frozen weight", rl_method_name(m));
     if ((unsigned)path > RL_PATH_MATERIALISED) return rl_fail(RL_EINVAL, "layer: bad path %d", (int)path);
-    if (path == RL_PATH_MATERIALISED && !has_m(m))
-        return rl_fail(RL_EINVAL, "layer: the materialised path exists for randlora and vera only, not %s",
+    if (path == RL_PATH_MATERIALISED && !grads_m_ok(m))
+        return rl_fail(RL_EINVAL, "layer: the all-materialised path exists for randlora and vera only, not %s "
+                       "(whose parameter gradients take the factors; path auto gives it ΔW for forward and dx)",
                        rl_method_name(m));
     if (m == RL_METHOD_RANDLORA && a->max_tokens == 0) {
         /* an adapter without per-row workspace: the materialised path only */
@@ -90,7 +92,15 @@ rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapte
     if (!l) return rl_fail(RL_ENOMEM, "layer: no memory");
     *l = (rl_layer){.W = W, .b = b, .a = a, .d_out = a->d_out, .d_in = a->d_in, .max_tokens = max_tokens,
                     .path = has_m(m) ? path : RL_PATH_FACTORISED, .need_dx = true, .last_n = -1};
-    if (l->path != RL_PATH_FACTORISED) {
+    /* the buffer, where a plan can use it (LoRA: a plan for max_tokens rows
+     * with a materialised term; its savings grow with the rows) */
+    bool want_m = l->path != RL_PATH_FACTORISED;
+    if (want_m && m == RL_METHOD_LORA) {
+        rl_plan p0 = rl_plan_for(m, RL_BASES_DENSE, l->d_out, l->d_in, a->cfg.r, max_tokens, false, false),
+                p1 = rl_plan_for(m, RL_BASES_DENSE, l->d_out, l->d_in, a->cfg.r, max_tokens, true, false);
+        want_m = p0.fwd == RL_PATH_MATERIALISED || p1.fwd == RL_PATH_MATERIALISED || p1.dx == RL_PATH_MATERIALISED;
+    }
+    if (want_m) {
         l->merged = rl_alloc_floats((size_t)l->d_out * l->d_in);
         if (!l->merged) {
             free(l);
@@ -134,13 +144,22 @@ double rl_plan_flops(rl_method method, rl_bases_kind kind, rl_plan p, int d_out,
     const double base = 2 * N * o * i * (need_dx ? 2 : 1);
     switch (method) {
     case RL_METHOD_FULL: return 2 * N * o * i * (need_dx ? 3 : 2);
-    case RL_METHOD_LORA: /* fwd h, y; bwd dB, dh, dA [, dx] (h kept from the forward) */
-        return base + 2 * N * R * (i + o) + 2 * N * R * (i + 2 * o) + (need_dx ? 2 * N * R * i : 0);
-    case RL_METHOD_VERA:
-        if (p.fwd == RL_PATH_MATERIALISED) /* ΔW; base on W + ΔW [, dx]; G = dyᵀx; T = G A_sᵀ; two reductions */
-            return 2 * o * i * R + 2 * N * o * i * (need_dx ? 3 : 2) + 2 * o * i * R + 4 * o * R;
-        /* fwd h, y; bwd P, dz [, dx] (h, z kept) */
-        return base + 2 * N * R * (i + o) + 2 * N * R * (2 * o) + (need_dx ? 2 * N * R * i : 0);
+    case RL_METHOD_LORA:
+    case RL_METHOD_VERA: {
+        /* LoRA (B A, s) and VeRA (Bd A_s) share the shape: h = x Aᵀ (n, r) */
+        const bool M_fwd = p.fwd == RL_PATH_MATERIALISED, vera = method == RL_METHOD_VERA;
+        const double h = 2 * N * R * i, dW = 2 * o * i * R;
+        double f = base + (M_fwd ? dW : h + 2 * N * R * o); /* ΔW, or h and y += h Bᵀ */
+        if (p.grads == RL_PATH_MATERIALISED) f += 2 * N * o * i + 2 * o * i * R; /* G, T = G Aᵀ */
+        else if (vera) f += 2 * N * R * o + (M_fwd ? h : 0);                        /* T = dyᵀ h */
+        else f += 2 * N * R * (2 * o + i) + (M_fwd ? h : 0);                       /* dB, dh, dA */
+        if (vera) f += 4 * o * R;                                                  /* the reductions */
+        if (need_dx) {
+            if (p.dx == RL_PATH_MATERIALISED) f += M_fwd ? 0 : dW;
+            else f += h + (vera || p.grads == RL_PATH_MATERIALISED ? 2 * N * R * o : 0); /* [dh,] dx += dh A */
+        }
+        return f;
+    }
     case RL_METHOD_RANDLORA: {
         const int mni = d_out < d_in ? d_out : d_in;
         const double mn = mni, mx = d_out < d_in ? i : o, K = (double)r * rl_randlora_n_bases(mni, r);
@@ -167,8 +186,8 @@ rl_plan rl_plan_for(rl_method method, rl_bases_kind kind, int d_out, int d_in, i
 {
     const rl_path F = RL_PATH_FACTORISED, M = RL_PATH_MATERIALISED;
     if (!has_m(method)) return rl_plan_uniform(F);
-    if (only_materialised) return rl_plan_uniform(M);
-    if (kind == RL_BASES_VERY_SPARSE || method == RL_METHOD_VERA)
+    if (only_materialised && grads_m_ok(method)) return rl_plan_uniform(M);
+    if (kind == RL_BASES_VERY_SPARSE && method == RL_METHOD_RANDLORA)
         return rl_plan_flops(method, kind, rl_plan_uniform(M), d_out, d_in, r, n, need_dx) <
                        rl_plan_flops(method, kind, rl_plan_uniform(F), d_out, d_in, r, n, need_dx)
                    ? rl_plan_uniform(M)
@@ -179,6 +198,7 @@ rl_plan rl_plan_for(rl_method method, rl_bases_kind kind, int d_out, int d_in, i
     for (int c = 1; c < (need_dx ? 8 : 4); c++) {
         rl_plan p = {c & 1 ? M : F, c & 2 ? M : F, c & 4 ? M : F};
         if (!need_dx) p.dx = p.fwd;
+        if (p.grads == M && !grads_m_ok(method)) continue;
         double f = rl_plan_flops(method, kind, p, d_out, d_in, r, n, need_dx);
         if (f < bf) {
             bf = f;
@@ -210,14 +230,21 @@ rl_status rl_layer_fix_plan(rl_layer *l, rl_plan p)
         any_m |= t[k] == M;
         any_f |= t[k] == F;
     }
-    if (any_m && (!has_m(l->a->cfg.method) || !l->merged))
-        return rl_fail(RL_EINVAL, "layer: a materialised route needs a RandLora or VeRA layer made with path auto or "
-                       "materialised");
+    if (any_m && !has_m(l->a->cfg.method))
+        return rl_fail(RL_EINVAL, "layer: full fine-tuning has no materialised route");
+    if (p.grads == M && !grads_m_ok(l->a->cfg.method))
+        return rl_fail(RL_EINVAL, "layer: %s's parameter gradients take the factors only",
+                       rl_method_name(l->a->cfg.method));
+    if (any_m && l->path == F)
+        return rl_fail(RL_EINVAL, "layer: a materialised route needs a layer made with path auto or materialised");
+    if (any_m && !l->merged) { /* a LoRA layer whose own plans never needed it */
+        l->merged = rl_alloc_floats((size_t)l->d_out * l->d_in);
+        if (!l->merged) return rl_fail(RL_ENOMEM, "layer: cannot allocate a %dx%d buffer", l->d_out, l->d_in);
+    }
     if (any_f && l->a->cfg.method == RL_METHOD_RANDLORA && l->a->max_tokens == 0)
         return rl_fail(RL_EINVAL, "layer: the adapter has no per-row workspace for a factorised route");
     if (any_f && any_m && uniform_only(l->a))
-        return rl_fail(RL_EINVAL, "layer: %s takes one route for the whole step",
-                       l->a->ternary ? "the ternary kernels" : "vera");
+        return rl_fail(RL_EINVAL, "layer: the ternary kernels take one route for the whole step");
     l->plan = p;
     l->fixed = true;
     return RL_OK;
@@ -232,6 +259,7 @@ rl_plan rl_layer_choose_plan(const rl_layer *l, int n, bool need_dx)
     rl_plan p = rl_plan_for(l->a->cfg.method, kernel_kind(l->a), l->d_out, l->d_in, l->a->cfg.r, n, need_dx, false);
     /* the ternary kernels' and VeRA's steps are whole: one route for every term */
     if (uniform_only(l->a)) p.grads = p.dx = p.fwd;
+    if (!l->merged) p = rl_plan_uniform(RL_PATH_FACTORISED); /* a LoRA layer sized never to need ΔW */
     return p;
 }
 
@@ -252,8 +280,11 @@ static void fill_bias(const rl_layer *l, int n, float *y)
 static void build_m(rl_layer *l)
 {
     rl_copy(l->merged, l->W, (size_t)l->d_out * l->d_in);
-    if (l->a->cfg.method == RL_METHOD_VERA) rl_vera_delta_weight_acc(l->a, l->merged, 1.0f);
-    else rl_randlora_delta_weight_acc(l->a, l->merged, 1.0f);
+    switch (l->a->cfg.method) {
+    case RL_METHOD_LORA: rl_lora_delta_weight_acc(l->a, l->merged, 1.0f); break;
+    case RL_METHOD_VERA: rl_vera_delta_weight_acc(l->a, l->merged, 1.0f); break;
+    default: rl_randlora_delta_weight_acc(l->a, l->merged, 1.0f); break;
+    }
     l->m_built = true;
 }
 
@@ -316,7 +347,8 @@ rl_status rl_layer_backward(rl_layer *l, const float *x, const float *dy, int n,
             /* + the adapter's part: with factorised grads, shared with them below */
             if (p.grads == RL_PATH_MATERIALISED) {
                 l->a->use_fwd = true;
-                rl_randlora_dx_acc(l->a, dy, n, dx);
+                if (l->a->cfg.method == RL_METHOD_VERA) rl_vera_dx_acc(l->a, dy, n, dx);
+                else rl_randlora_dx_acc(l->a, dy, n, dx);
                 l->a->use_fwd = false;
             }
         }

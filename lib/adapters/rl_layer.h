@@ -6,9 +6,10 @@
  * adapter's D *is* the weight: W is ignored (pass NULL) and y = x Dᵀ + b, so a
  * full fine-tuning step costs what training W itself costs.
  *
- * A RandLora step has three terms, and each can take one of two routes
- * (VeRA has the same two routes for its whole step; LoRA and full
- * fine-tuning have one):
+ * A step has three terms, and each can take one of two routes (shown for
+ * RandLora; LoRA and VeRA have the same forward and dx routes with their own
+ * ΔW, VeRA the G route for its gradients too; LoRA's gradients always take
+ * the factors; full fine-tuning has one route):
  *   forward  F  (PEFT's way) y = x Wᵀ + s·(x UAᵀ) UBᵀ through the factors
  *            M  build M = W + s·UB·UA once, y = x Mᵀ
  *   dx       F  dx = dy W + s·(dy UB) UA through the factors
@@ -28,14 +29,18 @@
  * element-wise work of building UA and of the factor gradients), with
  * K = r·nb, mn = min(o, i), U = 2·K·mn (one UA build), Fg = 4·K·mn. The
  * layer lets an adapter keep its forward's intermediates for backward
- * (LoRA's h, VeRA's h and z, RandLora's UA and H), so none is recomputed:
+ * (LoRA's and VeRA's h, RandLora's UA and H), so none is recomputed:
  *   base         fwd 2·n·o·i            dx 2·n·o·i
  *   full         fwd 2·n·o·i   dD 2·n·o·i   dx 2·n·o·i   (no separate base)
- *   lora         base + fwd 2·n·r·(i+o) + bwd 2·n·r·(i + 2o) [+ dx 2·n·r·i]
- *   vera    F    base + fwd 2·n·r·(i+o) + bwd 2·n·r·2o       [+ dx 2·n·r·i]
- *           M    ΔW 2·o·i·r + fwd 2·n·o·i [+ dx 2·n·o·i] + G 2·n·o·i + G·A_sᵀ 2·o·i·r
- *                (VeRA takes one route for the whole step: materialised when r is
- *                large next to the layer, as r = 256 on a 64-wide ViT)
+ *   lora, vera (h = x·Aᵀ (n, r); ΔW = s·B·A, or Bd·A_s with Bd = λ_b·B_s·λ_d):
+ *     forward  F  2·n·r·(i+o) (h, y += h·Bᵀ)   M  2·o·i·r (ΔW)
+ *     grads    F  lora 2·n·r·(i + 2o) (dB, dh, dA); vera 2·n·r·o (T = dyᵀ·h)
+ *                 + 2·n·r·i for h unless the forward was F
+ *              M  (vera) 2·n·o·i + 2·o·i·r (G, T = G·A_sᵀ)
+ *                 vera + 4·o·r (dλ_b, dλ_d from T)
+ *     dx       F  2·n·r·i (dx += dh·A), + 2·n·r·o for dh unless LoRA's
+ *                 factorised gradients made it
+ *              M  0 when the forward built M, else 2·o·i·r
  *   randlora (dense kernels): base, plus per term
  *     forward  F  2·n·K·(i+o) + U          M  2·o·i·K + U (ΔW, chunks of UA)
  *     grads    F  2·n·K·(i+o) (d_in <= d_out), else 2·n·K·o, + 2·n·K·i for
@@ -99,10 +104,12 @@ rl_plan rl_plan_for(rl_method method, rl_bases_kind kind, int d_out, int d_in, i
                     bool only_materialised);
 
 /* Fix the plan of every step (a layer made with RL_PATH_AUTO or
- * _MATERIALISED, so that it has the buffer): for comparisons and tests.
- * RL_EINVAL for a plan the layer cannot run (a materialised route without
- * the buffer, a factorised one without the adapter's per-row workspace, a
- * mixed plan on the ternary kernels, any materialised route but for RandLora). */
+ * _MATERIALISED): for comparisons and tests. A LoRA layer whose own plans
+ * never needed the (d_out, d_in) buffer allocates it here. RL_EINVAL for a
+ * plan the layer cannot run (a materialised route on a layer made with
+ * RL_PATH_FACTORISED or for full fine-tuning, LoRA's gradients from G, a
+ * factorised one without the adapter's per-row workspace, a mixed plan on
+ * the ternary kernels). */
 rl_status rl_layer_fix_plan(rl_layer *l, rl_plan p);
 
 /* The plan this layer takes for n rows (AUTO resolved, or the fixed path). */

@@ -86,13 +86,15 @@ static void lora_backward(rl_adapter *a, const float *x, const float *dy, int n,
     if (dx) rl_gemm(RL_NOTRANS, RL_NOTRANS, n, di, r, 1.0f, dh, r, A, di, 1.0f, dx, di); /* dx += dh A */
 }
 
-static void lora_delta_weight(rl_adapter *a, float *dw)
+void rl_lora_delta_weight_acc(rl_adapter *a, float *dw, float beta)
 {
     const int r = a->cfg.r, di = a->d_in, dout = a->d_out;
     const float *A = a->params, *B = a->params + (size_t)r * di;
-    /* ΔW = s · B A  (d_out, d_in) */
-    rl_gemm(RL_NOTRANS, RL_NOTRANS, dout, di, r, a->scaling, B, r, A, di, 0.0f, dw, di);
+    /* dw := s · B A + beta · dw  (d_out, d_in) */
+    rl_gemm(RL_NOTRANS, RL_NOTRANS, dout, di, r, a->scaling, B, r, A, di, beta, dw, di);
 }
+
+static void lora_delta_weight(rl_adapter *a, float *dw) { rl_lora_delta_weight_acc(a, dw, 0.0f); }
 
 const rl_adapter_ops rl_lora_ops = {
     .name = "lora",

@@ -16,6 +16,7 @@
 #include "core/rl_rng.h"
 #include "core/rl_tensor.h"
 #include "flags.h"
+#include "io/rl_results.h"
 #include "models/rl_model.h"
 #include "train/rl_optim.h"
 #include "train/rl_train.h"
@@ -486,8 +487,8 @@ static int machine(int threads, bool csv)
         char s2[256], c2[256];
         snprintf(s2, sizeof s2, "%s", sel);
         snprintf(c2, sizeof c2, "%s", cpu);
-        for (char *p = s2; *p; p++) *p = *p == ',' ? ';' : *p;
-        for (char *p = c2; *p; p++) *p = *p == ',' ? ';' : *p;
+        rl_csv_plain(s2);
+        rl_csv_plain(c2);
         printf("threads,core,blas_threading,cpu_tier,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,selection,cpu\n");
         printf("%d,%s,%s,%s,%.2f,%.2f,%.4f,%s,%s\n", threads, rl_blas_corename(), rl_blas_threading(),
                rl_cpu_tier_name(rl_cpu_tier_of(&f)), sg, fma, sg / fma, s2, c2);

@@ -160,14 +160,12 @@ static void target(tgt_out *o, const char *name, const char *cond, double figure
     if (!measured) o->not_measured++;
     else if (ok) o->met++;
     else o->not_met++;
-    /* the free-text fields go into a CSV without quoting: a comma or newline
-     * inside one becomes a semicolon (as in results/claims.csv), so every row
-     * keeps the header's six fields */
+    /* free text, so rl_csv_plain: every row keeps the header's six fields */
     char c2[256], d2[512];
     snprintf(c2, sizeof c2, "%s", cond);
     snprintf(d2, sizeof d2, "%s", detail);
-    for (char *p = c2; *p; p++) *p = *p == ',' || *p == '\n' ? ';' : *p;
-    for (char *p = d2; *p; p++) *p = *p == ',' || *p == '\n' ? ';' : *p;
+    rl_csv_plain(c2);
+    rl_csv_plain(d2);
     fprintf(o->csv, "%s,%s,%.4f,%s,%s,%s\n", name, c2, figure, threshold, v, d2);
     printf("  %-34s %-44s %8.3f %-8s %-13s %s\n", name, cond, figure, threshold, v, detail);
 }

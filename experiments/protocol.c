@@ -265,7 +265,7 @@ rl_status pr_claim_row(pr_text *t, const char *task, const char *claim, const ch
 {
     const char *f[7] = {task, claim, reference, measured, verdict, rule, run};
     for (int i = 0; i < 7; i++) {
-        for (const char *p = f[i]; *p; p++) RL_TRY(pr_text_add(t, "%c", *p == ',' || *p == '\n' ? ';' : *p));
+        for (const char *p = f[i]; *p; p++) RL_TRY(pr_text_add(t, "%c", rl_csv_plain_char(*p)));
         RL_TRY(pr_text_add(t, i < 6 ? "," : "\n"));
     }
     return RL_OK;

@@ -109,7 +109,7 @@ static sbuf claims_csv;
 
 static void csv_field(sbuf *b, const char *s, bool last)
 {
-    for (; *s; s++) rp_put(b, "%c", *s == ',' || *s == '\n' ? ';' : *s);
+    for (; *s; s++) rp_put(b, "%c", rl_csv_plain_char(*s));
     rp_put(b, last ? "\n" : ",");
 }
 

@@ -255,3 +255,15 @@ RL_TEST(exitcodes, sweep_finish_with_no_points)
     rl_sweep_free(s);
     cleanup_dir();
 }
+
+/* Free text bound for an unquoted CSV field: commas and newlines become
+ * semicolons, everything else stays. */
+RL_TEST(exitcodes, csv_plain_text)
+{
+    char s[] = "C 1.0 ms, PEFT 2.0 ms\nsecond line; kept";
+    cr_assert_str_eq(rl_csv_plain(s), "C 1.0 ms; PEFT 2.0 ms;second line; kept");
+    char e[] = "";
+    cr_assert_str_eq(rl_csv_plain(e), "");
+    cr_assert_eq(rl_csv_plain_char(','), ';');
+    cr_assert_eq(rl_csv_plain_char('x'), 'x');
+}

@@ -60,6 +60,12 @@ extern const rl_adapter_ops rl_full_ops, rl_lora_ops, rl_vera_ops, rl_randlora_o
  * in the last bit; for a given thread count the result is fixed. */
 static inline bool rl_skinny_transposed(void) { return rl_blas_threads() > 1; }
 
+/* Rows per block of LoRA's and VeRA's one-thread backward: the block of x
+ * and of dy that one skinny product reads (768 floats a row: 0.8 MB each at
+ * 256 rows) is still in L2 or L3 for the next. The sums over rows (dB, dA,
+ * T) then add block by block, in a fixed order. */
+#define RL_SKINNY_BLOCK 256
+
 /* Are the forward intermediates of n rows there for this backward? */
 static inline bool rl_fwd_cached(const rl_adapter *a, int n) { return a->use_fwd && a->fwd_n == n; }
 /* A forward records what it keeps. */

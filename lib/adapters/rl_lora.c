@@ -79,11 +79,17 @@ static void lora_backward(rl_adapter *a, const float *x, const float *dy, int n,
         if (dx) rl_gemm(RL_TRANS, RL_NOTRANS, n, di, r, 1.0f, dh, n, A, di, 1.0f, dx, di); /* dx += dh A */
         return;
     }
-    if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r); /* h = x Aᵀ */
-    rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, n, s, dy, dout, h, r, 1.0f, dB, r); /* dB += s dyᵀ h */
-    rl_gemm(RL_NOTRANS, RL_NOTRANS, n, r, dout, s, dy, dout, B, r, 0.0f, dh, r); /* dh = s dy B */
-    rl_gemm(RL_TRANS, RL_NOTRANS, r, di, n, 1.0f, dh, r, x, di, 1.0f, dA, di);   /* dA += dhᵀ x */
-    if (dx) rl_gemm(RL_NOTRANS, RL_NOTRANS, n, di, r, 1.0f, dh, r, A, di, 1.0f, dx, di); /* dx += dh A */
+    /* one thread: RL_SKINNY_BLOCK rows at a time (rl_adapter_impl.h) */
+    for (int b0 = 0; b0 < n; b0 += RL_SKINNY_BLOCK) {
+        const int m = n - b0 < RL_SKINNY_BLOCK ? n - b0 : RL_SKINNY_BLOCK;
+        const float *xb = x + (size_t)b0 * di, *dyb = dy + (size_t)b0 * dout;
+        float *hb = h + (size_t)b0 * r, *dhb = dh + (size_t)b0 * r;
+        if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, xb, di, A, di, 0.0f, hb, r); /* h = x Aᵀ */
+        rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, m, s, dyb, dout, hb, r, 1.0f, dB, r);  /* dB += s dyᵀ h */
+        rl_gemm(RL_NOTRANS, RL_NOTRANS, m, r, dout, s, dyb, dout, B, r, 0.0f, dhb, r); /* dh = s dy B */
+        rl_gemm(RL_TRANS, RL_NOTRANS, r, di, m, 1.0f, dhb, r, xb, di, 1.0f, dA, di);   /* dA += dhᵀ x */
+        if (dx) rl_gemm(RL_NOTRANS, RL_NOTRANS, m, di, r, 1.0f, dhb, r, A, di, 1.0f, dx + (size_t)b0 * di, di); /* dx += dh A */
+    }
 }
 
 void rl_lora_delta_weight_acc(rl_adapter *a, float *dw, float beta)

@@ -120,8 +120,14 @@ static void vera_backward(rl_adapter *a, const float *x, const float *dy, int n,
         rl_gemm(RL_NOTRANS, RL_NOTRANS, r, dout, n, 1.0f, h, n, dy, dout, 0.0f, T, dout);           /* Tᵀ = hᵀ dy */
         grads_from_T(a, T, 1, (size_t)dout);
     } else {
-        if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, a->bases->A, I, 0.0f, h, r); /* h */
-        rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, n, 1.0f, dy, dout, h, r, 0.0f, T, r);                /* T = dyᵀ h */
+        /* one thread: RL_SKINNY_BLOCK rows at a time (rl_adapter_impl.h) */
+        for (int b0 = 0; b0 < n; b0 += RL_SKINNY_BLOCK) {
+            const int m = n - b0 < RL_SKINNY_BLOCK ? n - b0 : RL_SKINNY_BLOCK;
+            float *hb = h + (size_t)b0 * r;
+            if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, x + (size_t)b0 * di, di, a->bases->A, I, 0.0f, hb, r);
+            rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, m, 1.0f, dy + (size_t)b0 * dout, dout, hb, r, b0 ? 1.0f : 0.0f, T,
+                    r); /* T = dyᵀ h */
+        }
         grads_from_T(a, T, (size_t)r, 1);
     }
     if (dx) dx_factors(a, dy, n, dx, tl);

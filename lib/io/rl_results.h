@@ -43,6 +43,16 @@ rl_status rl_atomic_open(rl_atomic_file *af, const char *path);
 rl_status rl_atomic_commit(rl_atomic_file *af);
 /* Close and remove the temp file; the target is untouched. */
 void rl_atomic_abort(rl_atomic_file *af);
+
+/* ---- free text in a CSV field ----
+ * The tool's CSVs are unquoted: a comma or newline inside a text field
+ * becomes a semicolon, so every row keeps its header's fields. */
+static inline char rl_csv_plain_char(char c) { return c == ',' || c == '\n' ? ';' : c; }
+static inline char *rl_csv_plain(char *s)
+{
+    for (char *p = s; *p; p++) *p = rl_csv_plain_char(*p);
+    return s;
+}
 /* Write a whole buffer atomically. */
 rl_status rl_write_file_atomic(const char *path, const void *data, size_t len);
 

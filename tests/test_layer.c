@@ -338,7 +338,7 @@ RL_TEST(layer, zero_row_adapter_is_materialised_only)
 
 /* Under rl_layer an adapter keeps its forward's intermediates for backward
  * (LoRA's and VeRA's h, RandLora's UA and H), on 1 thread and on 2
- * (where LoRA and VeRA hold them transposed). Over two training steps,
+ * (where LoRA and VeRA split them in row parts). Over two training steps,
  * with the parameters moved by AdamW between them, every RandLora and VeRA
  * plan and every LoRA plan (its gradients always on the factors),
  * the layer's dx and gradients equal a recomputation from scratch: the
@@ -350,13 +350,13 @@ RL_TEST(layer, kept_forward_matches_recompute)
     static const int shapes[2][2] = {{20, 12}, {12, 20}};
     static const int methods[3] = {RL_METHOD_LORA, RL_METHOD_VERA, RL_METHOD_RANDLORA};
     const rl_path F = RL_PATH_FACTORISED, M = RL_PATH_MATERIALISED;
-    for (int th = 1; th <= 2; th++) /* LoRA's and VeRA's two layouts (rl_skinny_transposed) */
+    for (int th = 1; th <= 2; th++) /* LoRA and VeRA on one thread and on two */
     for (int s = 0; s < 2; s++)
         for (int m = 0; m < 3; m++)
             for (int pl = 0; pl < 8; pl++) {
                 if (methods[m] == RL_METHOD_LORA && (pl & 2)) continue; /* LoRA: gradients on the factors */
                 rl_blas_set_threads(th);
-                const int o = shapes[s][0], i = shapes[s][1], n = 6, r = 4;
+                const int o = shapes[s][0], i = shapes[s][1], n = 2 * RL_PARTS_MIN_ROWS + 6, r = 4; /* two row parts on 2 threads */
                 rl_shared_bases *b = NULL;
                 if (methods[m] != RL_METHOD_LORA)
                     cr_assert_eq(rl_shared_bases_new(&b, methods[m], r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 2), RL_OK);
@@ -398,7 +398,8 @@ RL_TEST(layer, kept_forward_matches_recompute)
                                   s, methods[m], step);
                         cr_assert(memcmp(dx, dx2, (size_t)n * i * sizeof(float)) == 0, "shape %d method %d step %d: dx",
                                   s, methods[m], step);
-                    } else { /* other routes: float32 reorderings of sums of <= 20 terms */
+                    } else { /* other routes: float32 reorderings of sums of <= 134 terms (~sqrt(134) = 12
+                               roundings, ~1e-6 of the largest entry: 1e-5 allows 10x) */
                         cr_assert(rel(g, sp.g, sp.n) <= 1e-5, "plan %d step %d: gradients %g", pl, step, rel(g, sp.g, sp.n));
                         cr_assert(rel(dx, dx2, (size_t)n * i) <= 1e-5, "plan %d step %d: dx", pl, step);
                     }
@@ -418,12 +419,13 @@ RL_TEST(layer, kept_forward_matches_recompute)
             }
 }
 
-/* LoRA and VeRA hold their (n, r) intermediates transposed when BLAS has
- * more than one thread (rl_skinny_transposed), and on one thread take their
- * backward RL_SKINNY_BLOCK rows at a time (n = 300: a whole block and a part):
- * both give the same output, dx and gradients up to float32 rounding. The
- * sums over rows have 300 terms taken in another order: a random walk of
- * ~sqrt(300) = 17 roundings is ~1e-6 of the largest entry; 1e-5 allows 10x. */
+/* LoRA and VeRA take their skinny products in row parts, one per BLAS
+ * thread, each RL_SKINNY_BLOCK rows at a time (rl_adapter_impl.h): on one
+ * thread n = RL_SKINNY_BLOCK + 44 rows are a whole block and a part, on two
+ * threads two parts whose sums add at the end. Both give the same output, dx
+ * and gradients up to float32 rounding: the sums over rows have 300 terms
+ * taken in another order, a random walk of ~sqrt(300) = 17 roundings, ~1e-6
+ * of the largest entry; 1e-5 allows 10x. */
 RL_TEST(layer, skinny_layouts_agree)
 {
     const int o = 48, i = 40, n = RL_SKINNY_BLOCK + 44, r = 8;

@@ -30,7 +30,7 @@ struct rl_adapter {
     const rl_shared_bases *bases;   /* borrowed */
     float *work;
     size_t n_work;
-    /* Forward intermediates kept for backward (LoRA's h, VeRA's h and z,
+    /* Forward intermediates kept for backward (LoRA's and VeRA's h,
      * RandLora's UA and H): only under rl_layer, whose contract is that
      * backward follows forward on the same x, n and parameters. rl_layer sets
      * keep_fwd around its forward call (the method then records fwd_n = n)
@@ -38,7 +38,7 @@ struct rl_adapter {
      * to -1, and every backward ends it. */
     bool keep_fwd, use_fwd;
     int fwd_n;
-    bool fwd_tl;            /* the kept intermediates are transposed (rl_skinny_transposed) */
+    int parts_cap;          /* LoRA, VeRA: row parts whose partial sums the workspace holds */
     /* randlora: mn = min(d_in, d_out), mx = max, nb = ceil(mn / r), K = r·nb */
     int mn, mx, nb, K;
     /* randlora with very_sparse bases: ternary kernels (rl_randlora_ternary.c).
@@ -51,20 +51,41 @@ struct rl_adapter {
 
 extern const rl_adapter_ops rl_full_ops, rl_lora_ops, rl_vera_ops, rl_randlora_ops;
 
-/* LoRA and VeRA hold their (n, r) intermediates transposed, (r, n), when
- * BLAS runs on more than one thread: OpenBLAS 0.3.21 splits these skinny
- * products over their long side only in that orientation (measured at
- * n = 4096, r = 32, 768 features: h = x·Aᵀ takes the same time on 1 and 2
- * threads, hᵀ = A·xᵀ half of it), while on one thread the (n, r) orientation
- * is the faster. The two orientations round alike term by term but may differ
- * in the last bit; for a given thread count the result is fixed. */
-static inline bool rl_skinny_transposed(void) { return rl_blas_threads() > 1; }
-
-/* Rows per block of LoRA's and VeRA's one-thread backward: the block of x
- * and of dy that one skinny product reads (768 floats a row: 0.8 MB each at
- * 256 rows) is still in L2 or L3 for the next. The sums over rows (dB, dA,
- * T) then add block by block, in a fixed order. */
+/* LoRA's and VeRA's skinny products (an (n, r) intermediate, r << d)
+ * run in row parts on the BLAS threads (rl_blas_run_parts): part p of P
+ * takes rows [n·p/P, n·(p+1)/P) on its own thread with BLAS on one thread,
+ * RL_SKINNY_BLOCK rows at a time in backward, so that the block of x and dy
+ * one product reads is still in L2 or L3 for the next (768 floats a row:
+ * 0.8 MB each at 256 rows). OpenBLAS's own split of these products scales
+ * poorly: at n = 4096, 768 features, r = 32 LoRA's backward products take
+ * 7.7 ms on 1 thread, 5.7 ms on 2 threads through OpenBLAS, 4.4 ms in 2 parts.
+ * The sums over rows (LoRA's dA and dB, VeRA's T) add block by block within
+ * a part, then part by part in order: for a given number of parts the
+ * result is fixed. An adapter holds the partial sums of up to parts_cap
+ * parts: the BLAS thread count when it was made, at least 2, at most
+ * RL_PARTS_MAX; fewer than RL_PARTS_MIN_ROWS rows a part run as one. */
 #define RL_SKINNY_BLOCK 256
+#define RL_PARTS_MAX 8
+#define RL_PARTS_MIN_ROWS 64
+
+static inline int rl_parts_cap(void)
+{
+    const int t = rl_blas_threads();
+    return t < 2 ? 2 : t > RL_PARTS_MAX ? RL_PARTS_MAX : t;
+}
+
+static inline int rl_parts(const rl_adapter *a, int n)
+{
+    int t = rl_blas_threads();
+    if (t > a->parts_cap) t = a->parts_cap;
+    return t > 1 && n >= RL_PARTS_MIN_ROWS * t ? t : 1;
+}
+
+static inline void rl_part_rows(int n, int part, int parts, int *lo, int *hi)
+{
+    *lo = (int)((long long)n * part / parts);
+    *hi = (int)((long long)n * (part + 1) / parts);
+}
 
 /* Are the forward intermediates of n rows there for this backward? */
 static inline bool rl_fwd_cached(const rl_adapter *a, int n) { return a->use_fwd && a->fwd_n == n; }

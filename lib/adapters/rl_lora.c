@@ -8,15 +8,14 @@
  * constructors (peft-semantics.md §4); here A is drawn from a generator
  * seeded with cfg.init_seed -- the same distribution, not PEFT's stream.
  *
- * (h and dh are held transposed, (r, n), when BLAS runs on more than one
- * thread: rl_skinny_transposed)
- * forward:  h   = x Aᵀ            (n, r)      workspace
+ * forward:  h   = x Aᵀ            (n, r)      workspace, kept for backward under rl_layer
  *           y  += s · h Bᵀ        (n, d_out)
- * backward: h   = x Aᵀ            (n, r)      recomputed unless kept (rl_layer)
+ * backward: h   = x Aᵀ            (n, r)      unless kept
  *           dB += s · dyᵀ h       (d_out, r)
  *           dh  = s · dy B        (n, r)      workspace
  *           dA += dhᵀ x           (r, d_in)
  *           dx += dh A            (n, d_in)
+ * every product in row parts on the BLAS threads (rl_adapter_impl.h).
  */
 #include "rl_adapter_impl.h"
 
@@ -27,10 +26,16 @@
 #include "../core/rl_par.h"
 #include "../core/rl_rng.h"
 
-/* h and dh (n, r) -- or hᵀ and dhᵀ (r, n) -- then dBᵀ (r, d_out) */
+/* h, dh (n, r), then dA (r, d_in) and dB (d_out, r) of each row part
+ * after the first (the first sums into the gradients) */
 static size_t lora_work_size(const rl_adapter *a, int n_max)
 {
-    return 2 * (size_t)n_max * a->cfg.r + (size_t)a->cfg.r * a->d_out;
+    return 2 * (size_t)n_max * a->cfg.r + (size_t)(a->parts_cap - 1) * a->cfg.r * (a->d_in + a->d_out);
+}
+
+static float *lora_partial(const rl_adapter *a, int part)
+{
+    return a->work + 2 * (size_t)a->max_tokens * a->cfg.r + (size_t)(part - 1) * a->cfg.r * (a->d_in + a->d_out);
 }
 
 static void lora_reset(rl_adapter *a)
@@ -42,53 +47,76 @@ static void lora_reset(rl_adapter *a)
     memset(a->params + (size_t)r * a->d_in, 0, (size_t)a->d_out * r * sizeof(float));
 }
 
-static void lora_forward(rl_adapter *a, const float *x, int n, float *y)
+typedef struct {
+    rl_adapter *a;
+    const float *x, *dy;
+    float *y, *dx;
+    int n;
+    bool kept;
+} lora_job;
+
+static void lora_forward_part(void *ctx, int part, int parts)
 {
+    const lora_job *j = ctx;
+    rl_adapter *a = j->a;
     const int r = a->cfg.r, di = a->d_in, dout = a->d_out;
     const float *A = a->params, *B = a->params + (size_t)r * di;
-    float *h = a->work;
-    const bool tl = rl_skinny_transposed();
-    if (tl) {
-        rl_gemm(RL_NOTRANS, RL_TRANS, r, n, di, 1.0f, A, di, x, di, 0.0f, h, n);         /* hᵀ = A xᵀ   (r, n) */
-        rl_gemm(RL_TRANS, RL_TRANS, n, dout, r, a->scaling, h, n, B, r, 1.0f, y, dout); /* y += s h Bᵀ */
-    } else {
-        rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, A, di, 0.0f, h, r);
-        rl_gemm(RL_NOTRANS, RL_TRANS, n, dout, r, a->scaling, h, r, B, r, 1.0f, y, dout);
-    }
-    a->fwd_tl = tl;
+    int lo, hi;
+    rl_part_rows(j->n, part, parts, &lo, &hi);
+    if (hi <= lo) return;
+    float *h = a->work + (size_t)lo * r;
+    rl_gemm(RL_NOTRANS, RL_TRANS, hi - lo, r, di, 1.0f, j->x + (size_t)lo * di, di, A, di, 0.0f, h, r); /* h = x Aᵀ */
+    rl_gemm(RL_NOTRANS, RL_TRANS, hi - lo, dout, r, a->scaling, h, r, B, r, 1.0f, j->y + (size_t)lo * dout,
+            dout); /* y += s h Bᵀ */
+}
+
+static void lora_forward(rl_adapter *a, const float *x, int n, float *y)
+{
+    lora_job j = {.a = a, .x = x, .y = y, .n = n};
+    rl_blas_run_parts(rl_parts(a, n), lora_forward_part, &j);
     rl_fwd_keep(a, n);
+}
+
+/* Rows [lo, hi) of backward, RL_SKINNY_BLOCK at a time; the first part sums
+ * into the gradients, the others into their own dA, dB. */
+static void lora_backward_part(void *ctx, int part, int parts)
+{
+    const lora_job *j = ctx;
+    rl_adapter *a = j->a;
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out;
+    const float *A = a->params, *B = a->params + (size_t)r * di;
+    const float s = a->scaling;
+    float *dA = part == 0 ? a->grads : lora_partial(a, part), *dB = dA + (size_t)r * di;
+    float beta = part == 0 ? 1.0f : 0.0f; /* a partial starts from its first block */
+    int lo, hi;
+    rl_part_rows(j->n, part, parts, &lo, &hi);
+    if (hi <= lo && part > 0) memset(dA, 0, (size_t)r * (di + dout) * sizeof(float));
+    for (int b0 = lo; b0 < hi; b0 += RL_SKINNY_BLOCK, beta = 1.0f) {
+        const int m = hi - b0 < RL_SKINNY_BLOCK ? hi - b0 : RL_SKINNY_BLOCK;
+        const float *xb = j->x + (size_t)b0 * di, *dyb = j->dy + (size_t)b0 * dout;
+        float *hb = a->work + (size_t)b0 * r, *dhb = a->work + ((size_t)a->max_tokens + b0) * r;
+        if (!j->kept) rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, xb, di, A, di, 0.0f, hb, r); /* h = x Aᵀ */
+        rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, m, s, dyb, dout, hb, r, beta, dB, r);  /* dB += s dyᵀ h */
+        rl_gemm(RL_NOTRANS, RL_NOTRANS, m, r, dout, s, dyb, dout, B, r, 0.0f, dhb, r); /* dh = s dy B */
+        rl_gemm(RL_TRANS, RL_NOTRANS, r, di, m, 1.0f, dhb, r, xb, di, beta, dA, di);   /* dA += dhᵀ x */
+        if (j->dx)
+            rl_gemm(RL_NOTRANS, RL_NOTRANS, m, di, r, 1.0f, dhb, r, A, di, 1.0f, j->dx + (size_t)b0 * di, di); /* dx += dh A */
+    }
 }
 
 static void lora_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
 {
-    const int r = a->cfg.r, di = a->d_in, dout = a->d_out;
-    const float *A = a->params, *B = a->params + (size_t)r * di;
-    float *dA = a->grads, *dB = a->grads + (size_t)r * di;
-    float *h = a->work, *dh = a->work + (size_t)n * r;
-    const float s = a->scaling;
-    const bool tl = rl_skinny_transposed(), kept = rl_fwd_cached(a, n) && a->fwd_tl == tl;
-    if (tl) { /* hᵀ, dhᵀ (r, n) */
-        float *dBT = a->work + 2 * (size_t)a->max_tokens * r;
-        if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, r, n, di, 1.0f, A, di, x, di, 0.0f, h, n); /* hᵀ = A xᵀ */
-        rl_gemm(RL_NOTRANS, RL_NOTRANS, r, dout, n, s, h, n, dy, dout, 0.0f, dBT, dout);    /* dBᵀ = s hᵀ dy */
-        RL_PAR_FOR_W(dout, r)
-        for (int o = 0; o < dout; o++)
-            for (int k = 0; k < r; k++) dB[(size_t)o * r + k] += dBT[(size_t)k * dout + o];
-        rl_gemm(RL_TRANS, RL_TRANS, r, n, dout, s, B, r, dy, dout, 0.0f, dh, n);          /* dhᵀ = s Bᵀ dyᵀ */
-        rl_gemm(RL_NOTRANS, RL_NOTRANS, r, di, n, 1.0f, dh, n, x, di, 1.0f, dA, di);      /* dA += dhᵀ x */
-        if (dx) rl_gemm(RL_TRANS, RL_NOTRANS, n, di, r, 1.0f, dh, n, A, di, 1.0f, dx, di); /* dx += dh A */
-        return;
-    }
-    /* one thread: RL_SKINNY_BLOCK rows at a time (rl_adapter_impl.h) */
-    for (int b0 = 0; b0 < n; b0 += RL_SKINNY_BLOCK) {
-        const int m = n - b0 < RL_SKINNY_BLOCK ? n - b0 : RL_SKINNY_BLOCK;
-        const float *xb = x + (size_t)b0 * di, *dyb = dy + (size_t)b0 * dout;
-        float *hb = h + (size_t)b0 * r, *dhb = dh + (size_t)b0 * r;
-        if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, xb, di, A, di, 0.0f, hb, r); /* h = x Aᵀ */
-        rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, m, s, dyb, dout, hb, r, 1.0f, dB, r);  /* dB += s dyᵀ h */
-        rl_gemm(RL_NOTRANS, RL_NOTRANS, m, r, dout, s, dyb, dout, B, r, 0.0f, dhb, r); /* dh = s dy B */
-        rl_gemm(RL_TRANS, RL_NOTRANS, r, di, m, 1.0f, dhb, r, xb, di, 1.0f, dA, di);   /* dA += dhᵀ x */
-        if (dx) rl_gemm(RL_NOTRANS, RL_NOTRANS, m, di, r, 1.0f, dhb, r, A, di, 1.0f, dx + (size_t)b0 * di, di); /* dx += dh A */
+    lora_job j = {.a = a, .x = x, .dy = dy, .dx = dx, .n = n, .kept = rl_fwd_cached(a, n)};
+    const int parts = rl_parts(a, n);
+    rl_blas_run_parts(parts, lora_backward_part, &j);
+    if (parts > 1) { /* the parts' sums, in order */
+        float *g = a->grads;
+        RL_PAR_FOR_W(a->n_params, parts)
+        for (size_t e = 0; e < a->n_params; e++) {
+            float acc = g[e];
+            for (int p = 1; p < parts; p++) acc += lora_partial(a, p)[e];
+            g[e] = acc;
+        }
     }
 }
 

@@ -20,7 +20,8 @@
  * with dy instead of two.
  *
  * The materialised route (rl_layer) has the same reductions with
- * T = G A_sᵀ, G = dyᵀ x (d_out, d_in).
+ * T = G A_sᵀ, G = dyᵀ x (d_out, d_in). Every product with n rows runs in
+ * row parts on the BLAS threads (rl_adapter_impl.h).
  */
 #include "rl_adapter_impl.h"
 
@@ -29,14 +30,18 @@
 #include "../core/rl_blas.h"
 #include "../core/rl_par.h"
 
-/* Workspace: h, dh (n, r each; (r, n) when rl_skinny_transposed), then Bd
- * and T (d_out, r each; Tᵀ (r, d_out) in the transposed layout). */
+/* Workspace: h, dh (n, r each), then Bd and T (d_out, r each), then T of
+ * each row part after the first (rl_adapter_impl.h). */
 static float *bd_slot(const rl_adapter *a) { return a->work + 2 * (size_t)a->max_tokens * a->cfg.r; }
 static float *t_slot(const rl_adapter *a) { return bd_slot(a) + (size_t)a->d_out * a->cfg.r; }
+static float *t_partial(const rl_adapter *a, int part)
+{
+    return t_slot(a) + (size_t)part * a->d_out * a->cfg.r;
+}
 
 static size_t vera_work_size(const rl_adapter *a, int n_max)
 {
-    return 2 * (size_t)n_max * a->cfg.r + 2 * (size_t)a->d_out * a->cfg.r;
+    return 2 * (size_t)n_max * a->cfg.r + (size_t)(a->parts_cap + 1) * a->d_out * a->cfg.r;
 }
 
 static void vera_reset(rl_adapter *a)
@@ -78,59 +83,77 @@ static void grads_from_T(rl_adapter *a, const float *T, size_t so, size_t sk)
     }
 }
 
+typedef struct {
+    rl_adapter *a;
+    const float *x, *dy, *Bd;
+    float *y, *dx;
+    int n;
+    bool kept, grads;
+} vera_job;
+
+static void vera_forward_part(void *ctx, int part, int parts)
+{
+    const vera_job *j = ctx;
+    rl_adapter *a = j->a;
+    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
+    int lo, hi;
+    rl_part_rows(j->n, part, parts, &lo, &hi);
+    if (hi <= lo) return;
+    float *h = a->work + (size_t)lo * r;
+    rl_gemm(RL_NOTRANS, RL_TRANS, hi - lo, r, di, 1.0f, j->x + (size_t)lo * di, di, a->bases->A, I, 0.0f, h, r); /* h = x A_sᵀ */
+    rl_gemm(RL_NOTRANS, RL_TRANS, hi - lo, dout, r, 1.0f, h, r, j->Bd, r, 1.0f, j->y + (size_t)lo * dout, dout); /* y += h Bdᵀ */
+}
+
 static void vera_forward(rl_adapter *a, const float *x, int n, float *y)
 {
-    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
-    float *h = a->work;
-    const float *Bd = vera_bd(a);
-    const bool tl = rl_skinny_transposed();
-    if (tl) {
-        rl_gemm(RL_NOTRANS, RL_TRANS, r, n, di, 1.0f, a->bases->A, I, x, di, 0.0f, h, n); /* hᵀ = A_s xᵀ */
-        rl_gemm(RL_TRANS, RL_TRANS, n, dout, r, 1.0f, h, n, Bd, r, 1.0f, y, dout);        /* y += h Bdᵀ */
-    } else {
-        rl_gemm(RL_NOTRANS, RL_TRANS, n, r, di, 1.0f, x, di, a->bases->A, I, 0.0f, h, r); /* h = x A_sᵀ */
-        rl_gemm(RL_NOTRANS, RL_TRANS, n, dout, r, 1.0f, h, r, Bd, r, 1.0f, y, dout);
-    }
-    a->fwd_tl = tl;
+    vera_job j = {.a = a, .x = x, .y = y, .n = n, .Bd = vera_bd(a)};
+    rl_blas_run_parts(rl_parts(a, n), vera_forward_part, &j);
     rl_fwd_keep(a, n);
 }
 
-/* dx += dy Bd A_s through the factors (dh in the workspace) */
-static void dx_factors(rl_adapter *a, const float *dy, int n, float *dx, bool tl)
+/* Rows [lo, hi), RL_SKINNY_BLOCK at a time: T (the part's own) = dyᵀ h when
+ * grads, and dx += dy Bd A_s when dx. */
+static void vera_backward_part(void *ctx, int part, int parts)
 {
+    const vera_job *j = ctx;
+    rl_adapter *a = j->a;
     const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
-    float *dh = a->work + (size_t)a->max_tokens * r;
-    const float *Bd = vera_bd(a);
-    if (tl) {
-        rl_gemm(RL_TRANS, RL_TRANS, r, n, dout, 1.0f, Bd, r, dy, dout, 0.0f, dh, n);      /* dhᵀ = Bdᵀ dyᵀ */
-        rl_gemm(RL_TRANS, RL_NOTRANS, n, di, r, 1.0f, dh, n, a->bases->A, I, 1.0f, dx, di); /* dx += dh A_s */
-    } else {
-        rl_gemm(RL_NOTRANS, RL_NOTRANS, n, r, dout, 1.0f, dy, dout, Bd, r, 0.0f, dh, r);      /* dh = dy Bd */
-        rl_gemm(RL_NOTRANS, RL_NOTRANS, n, di, r, 1.0f, dh, r, a->bases->A, I, 1.0f, dx, di); /* dx += dh A_s */
+    float *T = t_partial(a, part);
+    int lo, hi;
+    rl_part_rows(j->n, part, parts, &lo, &hi);
+    if (hi <= lo && j->grads) memset(T, 0, (size_t)dout * r * sizeof(float));
+    for (int b0 = lo; b0 < hi; b0 += RL_SKINNY_BLOCK) {
+        const int m = hi - b0 < RL_SKINNY_BLOCK ? hi - b0 : RL_SKINNY_BLOCK;
+        const float *xb = j->x + (size_t)b0 * di, *dyb = j->dy + (size_t)b0 * dout;
+        float *hb = a->work + (size_t)b0 * r, *dhb = a->work + ((size_t)a->max_tokens + b0) * r;
+        if (j->grads) {
+            if (!j->kept) rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, xb, di, a->bases->A, I, 0.0f, hb, r); /* h */
+            rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, m, 1.0f, dyb, dout, hb, r, b0 > lo ? 1.0f : 0.0f, T, r); /* T = dyᵀ h */
+        }
+        if (j->dx) {
+            rl_gemm(RL_NOTRANS, RL_NOTRANS, m, r, dout, 1.0f, dyb, dout, j->Bd, r, 0.0f, dhb, r); /* dh = dy Bd */
+            rl_gemm(RL_NOTRANS, RL_NOTRANS, m, di, r, 1.0f, dhb, r, a->bases->A, I, 1.0f, j->dx + (size_t)b0 * di,
+                    di); /* dx += dh A_s */
+        }
     }
 }
 
 static void vera_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
 {
-    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
-    float *h = a->work, *T = t_slot(a);
-    const bool tl = rl_skinny_transposed(), kept = rl_fwd_cached(a, n) && a->fwd_tl == tl;
-    if (tl) {
-        if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, r, n, di, 1.0f, a->bases->A, I, x, di, 0.0f, h, n); /* hᵀ */
-        rl_gemm(RL_NOTRANS, RL_NOTRANS, r, dout, n, 1.0f, h, n, dy, dout, 0.0f, T, dout);           /* Tᵀ = hᵀ dy */
-        grads_from_T(a, T, 1, (size_t)dout);
-    } else {
-        /* one thread: RL_SKINNY_BLOCK rows at a time (rl_adapter_impl.h) */
-        for (int b0 = 0; b0 < n; b0 += RL_SKINNY_BLOCK) {
-            const int m = n - b0 < RL_SKINNY_BLOCK ? n - b0 : RL_SKINNY_BLOCK;
-            float *hb = h + (size_t)b0 * r;
-            if (!kept) rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, x + (size_t)b0 * di, di, a->bases->A, I, 0.0f, hb, r);
-            rl_gemm(RL_TRANS, RL_NOTRANS, dout, r, m, 1.0f, dy + (size_t)b0 * dout, dout, hb, r, b0 ? 1.0f : 0.0f, T,
-                    r); /* T = dyᵀ h */
+    vera_job j = {.a = a, .x = x, .dy = dy, .dx = dx, .n = n, .kept = rl_fwd_cached(a, n), .grads = true,
+                  .Bd = dx ? vera_bd(a) : NULL};
+    const int parts = rl_parts(a, n), dr = a->d_out * a->cfg.r;
+    rl_blas_run_parts(parts, vera_backward_part, &j);
+    float *T = t_slot(a);
+    if (parts > 1) { /* the parts' T, in order */
+        RL_PAR_FOR_W(dr, parts)
+        for (int e = 0; e < dr; e++) {
+            float acc = T[e];
+            for (int p = 1; p < parts; p++) acc += t_partial(a, p)[e];
+            T[e] = acc;
         }
-        grads_from_T(a, T, (size_t)r, 1);
     }
-    if (dx) dx_factors(a, dy, n, dx, tl);
+    grads_from_T(a, T, (size_t)a->cfg.r, 1);
 }
 
 /* ---- the materialised routes (rl_layer) ---- */
@@ -151,7 +174,8 @@ void rl_vera_grads_from_G(rl_adapter *a, const float *G)
 
 void rl_vera_dx_acc(rl_adapter *a, const float *dy, int n, float *dx)
 {
-    dx_factors(a, dy, n, dx, rl_skinny_transposed());
+    vera_job j = {.a = a, .dy = dy, .dx = dx, .n = n, .Bd = vera_bd(a)};
+    rl_blas_run_parts(rl_parts(a, n), vera_backward_part, &j);
 }
 
 static void vera_delta_weight(rl_adapter *a, float *dw) { rl_vera_delta_weight_acc(a, dw, 0.0f); }

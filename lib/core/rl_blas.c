@@ -81,6 +81,21 @@ void rl_blas_set_threads(int n)
 }
 
 int rl_blas_threads(void) { return openblas_get_num_threads(); }
+
+void rl_blas_run_parts(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx)
+{
+#ifdef _OPENMP
+    if (parts > 1 && rl_blas_shares_openmp()) {
+        const int keep = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+        for (int p = 0; p < parts; p++) fn(ctx, p, parts);
+        rl_blas_set_threads(keep);
+        return;
+    }
+#endif
+    fn(ctx, 0, 1);
+}
 const char *rl_blas_corename(void) { return openblas_get_corename(); }
 const char *rl_blas_config(void) { return openblas_get_config(); }
 

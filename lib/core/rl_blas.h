@@ -47,6 +47,15 @@ void rl_gemm_ref(rl_trans ta, rl_trans tb, int m, int n, int k,
                  float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
 
+/* Row parts. rl_blas_run_parts calls fn(ctx, part, parts) for every part in
+ * 0..parts-1, each on its own OpenMP thread with OpenBLAS on one thread for
+ * the duration (its thread count restored after): for products that split
+ * into independent ranges of rows, each range then cache-blocked on its own
+ * core (OpenBLAS's own split of a skinny (n, r) product scales poorly). With
+ * parts <= 1, or an OpenBLAS that is not the OpenMP flavour, it calls
+ * fn(ctx, 0, 1) in place. fn must only write what its part owns. */
+void rl_blas_run_parts(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx);
+
 /* Threads for BLAS and the element-wise loops: set (n >= 1) / get. */
 void rl_blas_set_threads(int n);
 int rl_blas_threads(void);

@@ -199,59 +199,92 @@ RL_TEST(blas, loops_do_not_depend_on_threads)
     for (int k = 0; k < 10; k++) rl_dealloc(bufs[k]);
 }
 
-/* A training step of a RandLora layer is deterministic for a given thread
- * count: two runs on 2 threads, from the same state, agree bit for bit. */
+/* rl_blas_run_parts calls every part once, on as many threads as parts
+ * (OpenMP flavour), with BLAS on one thread inside and its thread count back
+ * after; one part runs in place. */
+static void mark_part(void *ctx, int part, int parts)
+{
+    int *seen = ctx;
+    seen[part] += 1 + 100 * parts;
+    seen[8 + part] = rl_blas_threads();
+}
+
+RL_TEST(blas, run_parts_calls_every_part)
+{
+    rl_blas_set_threads(2);
+    int seen[16] = {0};
+    rl_blas_run_parts(3, mark_part, seen);
+    for (int p = 0; p < 3; p++) cr_assert_eq(seen[p], 301, "part %d", p);
+    cr_assert_eq(seen[3], 0);
+    if (rl_blas_shares_openmp())
+        for (int p = 0; p < 3; p++) cr_assert_eq(seen[8 + p], 1, "BLAS on one thread inside part %d", p);
+    cr_assert_eq(rl_blas_threads(), 2, "thread count restored");
+    memset(seen, 0, sizeof seen);
+    rl_blas_run_parts(1, mark_part, seen);
+    cr_assert(seen[0] == 101 && seen[8] == 2, "one part: in place, BLAS threads untouched");
+    rl_blas_set_threads(1);
+}
+
+/* A training step is deterministic for a given thread count: two runs on 2
+ * threads, from the same state, agree bit for bit -- RandLora, and LoRA and
+ * VeRA, whose skinny products run in two row parts there. */
 RL_TEST(blas, step_deterministic_at_two_threads)
 {
-    const int o = 256, i = 256, n = 512, r = 16;
-    rl_blas_set_threads(2);
-    rl_shared_bases *b = NULL;
-    cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 1), RL_OK);
-    rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
-    cfg.r = r;
-    float *W = rl_alloc_floats((size_t)o * i), *x = rl_alloc_floats((size_t)n * i), *dy = rl_alloc_floats((size_t)n * o);
-    float *y = rl_alloc_floats((size_t)n * o), *dx[2], *pr[2];
-    rl_mt g;
-    rl_mt_seed(&g, 5);
-    rl_mt_fill_normal(&g, W, (size_t)o * i, 0.1f);
-    rl_mt_fill_normal(&g, x, (size_t)n * i, 1.0f);
-    rl_mt_fill_normal(&g, dy, (size_t)n * o, 1.0f);
-    for (int run = 0; run < 2; run++) {
-        rl_adapter *a = NULL;
-        cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
-        rl_span sp = rl_adapter_span(a);
-        rl_mt pg;
-        rl_mt_seed(&pg, 9);
-        rl_mt_fill_normal(&pg, sp.p, sp.n, 0.05f);
-        rl_layer *l = NULL;
-        cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_AUTO), RL_OK);
-        rl_adamw *opt = NULL;
-        cr_assert_eq(rl_adamw_new(&opt, sp.n, 1e-3f, 0.0f), RL_OK);
-        dx[run] = rl_alloc_floats((size_t)n * i);
-        pr[run] = rl_alloc_floats(sp.n);
-        for (int s = 0; s < 2; s++) {
-            rl_adapter_zero_grad(a);
-            cr_assert_eq(rl_layer_forward(l, x, n, y), RL_OK);
-            cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[run]), RL_OK);
-            rl_adamw_step(opt, sp);
+    static const rl_method methods[3] = {RL_METHOD_RANDLORA, RL_METHOD_LORA, RL_METHOD_VERA};
+    for (int m = 0; m < 3; m++) {
+        const int o = 256, i = 256, n = 512, r = 16;
+        rl_blas_set_threads(2);
+        rl_shared_bases *b = NULL;
+        if (methods[m] != RL_METHOD_LORA)
+            cr_assert_eq(rl_shared_bases_new(&b, methods[m], r, o, i, RL_BASES_DENSE, RL_BF16, RL_FMA, 1), RL_OK);
+        rl_adapter_config cfg = rl_adapter_config_default(methods[m]);
+        cfg.r = r;
+        float *W = rl_alloc_floats((size_t)o * i), *x = rl_alloc_floats((size_t)n * i), *dy = rl_alloc_floats((size_t)n * o);
+        float *y = rl_alloc_floats((size_t)n * o), *dx[2], *pr[2];
+        rl_mt g;
+        rl_mt_seed(&g, 5);
+        rl_mt_fill_normal(&g, W, (size_t)o * i, 0.1f);
+        rl_mt_fill_normal(&g, x, (size_t)n * i, 1.0f);
+        rl_mt_fill_normal(&g, dy, (size_t)n * o, 1.0f);
+        for (int run = 0; run < 2; run++) {
+            rl_adapter *a = NULL;
+            cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+            rl_span sp = rl_adapter_span(a);
+            rl_mt pg;
+            rl_mt_seed(&pg, 9);
+            rl_mt_fill_normal(&pg, sp.p, sp.n, 0.05f);
+            rl_layer *l = NULL;
+            cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_AUTO), RL_OK);
+            rl_adamw *opt = NULL;
+            cr_assert_eq(rl_adamw_new(&opt, sp.n, 1e-3f, 0.0f), RL_OK);
+            dx[run] = rl_alloc_floats((size_t)n * i);
+            pr[run] = rl_alloc_floats(sp.n);
+            for (int s = 0; s < 2; s++) {
+                rl_adapter_zero_grad(a);
+                cr_assert_eq(rl_layer_forward(l, x, n, y), RL_OK);
+                cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[run]), RL_OK);
+                rl_adamw_step(opt, sp);
+            }
+            memcpy(pr[run], sp.p, sp.n * sizeof(float));
+            size_t np = sp.n;
+            rl_adamw_free(opt);
+            rl_layer_free(l);
+            rl_adapter_free(a);
+            if (run == 1) {
+                cr_assert(memcmp(dx[0], dx[1], (size_t)n * i * sizeof(float)) == 0, "method %d: dx", methods[m]);
+                cr_assert(memcmp(pr[0], pr[1], np * sizeof(float)) == 0, "method %d: parameters after two steps",
+                          methods[m]);
+            }
         }
-        memcpy(pr[run], sp.p, sp.n * sizeof(float));
-        size_t np = sp.n;
-        rl_adamw_free(opt);
-        rl_layer_free(l);
-        rl_adapter_free(a);
-        if (run == 1) {
-            cr_assert(memcmp(dx[0], dx[1], (size_t)n * i * sizeof(float)) == 0, "dx");
-            cr_assert(memcmp(pr[0], pr[1], np * sizeof(float)) == 0, "parameters after two steps");
+        for (int run = 0; run < 2; run++) {
+            rl_dealloc(dx[run]);
+            rl_dealloc(pr[run]);
         }
+        rl_dealloc(W);
+        rl_dealloc(x);
+        rl_dealloc(dy);
+        rl_dealloc(y);
+        rl_shared_bases_free(b);
     }
-    for (int run = 0; run < 2; run++) {
-        rl_dealloc(dx[run]);
-        rl_dealloc(pr[run]);
-    }
-    rl_dealloc(W);
-    rl_dealloc(x);
-    rl_dealloc(dy);
-    rl_dealloc(y);
-    rl_shared_bases_free(b);
+    rl_blas_set_threads(1);
 }

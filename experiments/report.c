@@ -263,10 +263,12 @@ static void findings(sbuf *o, const char *dir)
         for (int r = 0; r < t.nrow; r++) met += !strcmp(rp_cell(&t, r, "verdict"), "met");
         rp_put(o, "- **Performance targets** of the last `make bench` (`results/bench/targets.csv`; conditions and "
                   "the C and PyTorch figures in results/REPORT.md): %d of %d met.\n", met, t.nrow);
-        for (int r = 0; r < t.nrow; r++)
-            rp_put(o, "  - %s, %s: %s against %s: **%s** (`results/bench/targets.csv`)\n", rp_cell(&t, r, "target"),
+        for (int r = 0; r < t.nrow; r++) { /* a target not met shows its detail: how far, and why */
+            const bool missed = !strcmp(rp_cell(&t, r, "verdict"), "not met");
+            rp_put(o, "  - %s, %s: %s against %s: **%s**%s%s (`results/bench/targets.csv`)\n", rp_cell(&t, r, "target"),
                    rp_cell(&t, r, "condition"), rp_cell(&t, r, "figure"), rp_cell(&t, r, "threshold"),
-                   rp_cell(&t, r, "verdict"));
+                   rp_cell(&t, r, "verdict"), missed ? ": " : "", missed ? rp_cell(&t, r, "detail") : "");
+        }
         csv_free(&t);
     }
     static const char *const acc[2] = {"vit", "finetune"};

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/rl_budget.h"
+#include "../core/rl_par.h"
 #include "../core/rl_tensor.h"
 
 rl_adapter_config rl_adapter_config_default(rl_method m)
@@ -307,3 +308,13 @@ int rl_adapter_d_out(const rl_adapter *a) { return a->d_out; }
 int rl_adapter_d_in(const rl_adapter *a) { return a->d_in; }
 float rl_adapter_scaling(const rl_adapter *a) { return a->scaling; }
 int rl_adapter_n_bases(const rl_adapter *a) { return a->cfg.method == RL_METHOD_RANDLORA ? a->nb : 0; }
+
+void rl_parts_add(float *dst, const float *from_part1, size_t stride, size_t n, int parts)
+{
+    RL_PAR_FOR_W(n, parts)
+    for (size_t e = 0; e < n; e++) {
+        float acc = dst[e];
+        for (int p = 1; p < parts; p++) acc += from_part1[(size_t)(p - 1) * stride + e];
+        dst[e] = acc;
+    }
+}

@@ -87,6 +87,10 @@ static inline void rl_part_rows(int n, int part, int parts, int *lo, int *hi)
     *hi = (int)((long long)n * (part + 1) / parts);
 }
 
+/* dst[e] += the partial sums of parts 1..parts-1, in order; part p's n
+ * floats start at from_part1 + (p - 1)·stride. */
+void rl_parts_add(float *dst, const float *from_part1, size_t stride, size_t n, int parts);
+
 /* Are the forward intermediates of n rows there for this backward? */
 static inline bool rl_fwd_cached(const rl_adapter *a, int n) { return a->use_fwd && a->fwd_n == n; }
 /* A forward records what it keeps. */

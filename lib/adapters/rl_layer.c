@@ -64,6 +64,13 @@ static bool grads_m_ok(rl_method m) { return m == RL_METHOD_RANDLORA || m == RL_
 /* Whose plans take one route for every term: the ternary kernels. */
 static bool uniform_only(const rl_adapter *a) { return a->ternary; }
 
+/* The (d_out, d_in) buffer of the materialised routes: W + ΔW, then G. */
+static rl_status alloc_merged(rl_layer *l)
+{
+    l->merged = rl_alloc_floats((size_t)l->d_out * l->d_in);
+    return l->merged ? RL_OK : rl_fail(RL_ENOMEM, "layer: cannot allocate a %dx%d buffer", l->d_out, l->d_in);
+}
+
 rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapter *a,
                        int max_tokens, rl_path path)
 {
@@ -101,10 +108,10 @@ rl_status rl_layer_new(rl_layer **out, const float *W, const float *b, rl_adapte
         want_m = p0.fwd == RL_PATH_MATERIALISED || p1.fwd == RL_PATH_MATERIALISED || p1.dx == RL_PATH_MATERIALISED;
     }
     if (want_m) {
-        l->merged = rl_alloc_floats((size_t)l->d_out * l->d_in);
-        if (!l->merged) {
+        rl_status st = alloc_merged(l);
+        if (st != RL_OK) {
             free(l);
-            return rl_fail(RL_ENOMEM, "layer: cannot allocate a %dx%d buffer", a->d_out, a->d_in);
+            return st;
         }
     }
     *out = l;
@@ -237,10 +244,7 @@ rl_status rl_layer_fix_plan(rl_layer *l, rl_plan p)
                        rl_method_name(l->a->cfg.method));
     if (any_m && l->path == F)
         return rl_fail(RL_EINVAL, "layer: a materialised route needs a layer made with path auto or materialised");
-    if (any_m && !l->merged) { /* a LoRA layer whose own plans never needed it */
-        l->merged = rl_alloc_floats((size_t)l->d_out * l->d_in);
-        if (!l->merged) return rl_fail(RL_ENOMEM, "layer: cannot allocate a %dx%d buffer", l->d_out, l->d_in);
-    }
+    if (any_m && !l->merged) RL_TRY(alloc_merged(l)); /* a LoRA layer whose own plans never needed it */
     if (any_f && l->a->cfg.method == RL_METHOD_RANDLORA && l->a->max_tokens == 0)
         return rl_fail(RL_EINVAL, "layer: the adapter has no per-row workspace for a factorised route");
     if (any_f && any_m && uniform_only(l->a))
@@ -257,7 +261,7 @@ rl_plan rl_layer_choose_plan(const rl_layer *l, int n, bool need_dx)
     /* an adapter without per-row workspace, or a layer without the buffer */
     if (l->a->cfg.method == RL_METHOD_RANDLORA && l->a->max_tokens == 0) return rl_plan_uniform(RL_PATH_MATERIALISED);
     rl_plan p = rl_plan_for(l->a->cfg.method, kernel_kind(l->a), l->d_out, l->d_in, l->a->cfg.r, n, need_dx, false);
-    /* the ternary kernels' and VeRA's steps are whole: one route for every term */
+    /* the ternary kernels' steps are whole: one route for every term */
     if (uniform_only(l->a)) p.grads = p.dx = p.fwd;
     if (!l->merged) p = rl_plan_uniform(RL_PATH_FACTORISED); /* a LoRA layer sized never to need ΔW */
     return p;

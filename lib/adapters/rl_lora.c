@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include "../core/rl_blas.h"
-#include "../core/rl_par.h"
 #include "../core/rl_rng.h"
 
 /* h, dh (n, r), then dA (r, d_in) and dB (d_out, r) of each row part
@@ -109,15 +108,7 @@ static void lora_backward(rl_adapter *a, const float *x, const float *dy, int n,
     lora_job j = {.a = a, .x = x, .dy = dy, .dx = dx, .n = n, .kept = rl_fwd_cached(a, n)};
     const int parts = rl_parts(a, n);
     rl_blas_run_parts(parts, lora_backward_part, &j);
-    if (parts > 1) { /* the parts' sums, in order */
-        float *g = a->grads;
-        RL_PAR_FOR_W(a->n_params, parts)
-        for (size_t e = 0; e < a->n_params; e++) {
-            float acc = g[e];
-            for (int p = 1; p < parts; p++) acc += lora_partial(a, p)[e];
-            g[e] = acc;
-        }
-    }
+    if (parts > 1) rl_parts_add(a->grads, lora_partial(a, 1), (size_t)a->cfg.r * (a->d_in + a->d_out), a->n_params, parts);
 }
 
 void rl_lora_delta_weight_acc(rl_adapter *a, float *dw, float beta)

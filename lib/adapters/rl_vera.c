@@ -142,17 +142,11 @@ static void vera_backward(rl_adapter *a, const float *x, const float *dy, int n,
 {
     vera_job j = {.a = a, .x = x, .dy = dy, .dx = dx, .n = n, .kept = rl_fwd_cached(a, n), .grads = true,
                   .Bd = dx ? vera_bd(a) : NULL};
-    const int parts = rl_parts(a, n), dr = a->d_out * a->cfg.r;
+    const int parts = rl_parts(a, n);
+    const size_t dr = (size_t)a->d_out * a->cfg.r;
     rl_blas_run_parts(parts, vera_backward_part, &j);
     float *T = t_slot(a);
-    if (parts > 1) { /* the parts' T, in order */
-        RL_PAR_FOR_W(dr, parts)
-        for (int e = 0; e < dr; e++) {
-            float acc = T[e];
-            for (int p = 1; p < parts; p++) acc += t_partial(a, p)[e];
-            T[e] = acc;
-        }
-    }
+    if (parts > 1) rl_parts_add(T, t_partial(a, 1), dr, dr, parts);
     grads_from_T(a, T, (size_t)a->cfg.r, 1);
 }
 

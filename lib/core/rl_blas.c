@@ -96,6 +96,7 @@ void rl_blas_run_parts(int parts, void (*fn)(void *ctx, int part, int parts), vo
 #endif
     fn(ctx, 0, 1);
 }
+
 const char *rl_blas_corename(void) { return openblas_get_corename(); }
 const char *rl_blas_config(void) { return openblas_get_config(); }
 

@@ -477,6 +477,12 @@ static int machine(int threads, bool csv)
         fprintf(stderr, "randlora bench: %s\n", rl_errmsg());
         return 1;
     }
+    /* OpenBLAS's own threads on the same product, beside rl_gemm's split */
+    double own = sg;
+    if (rl_gemm_parts(1024, 1024, 1024) > 1 && rl_blas_sgemm_rate_whole(1024, 1.0, &own) != RL_OK) {
+        fprintf(stderr, "randlora bench: %s\n", rl_errmsg());
+        return 1;
+    }
     rl_cpu_features f;
     rl_cpu_detect(&f);
     char cpu[256];
@@ -489,15 +495,19 @@ static int machine(int threads, bool csv)
         snprintf(c2, sizeof c2, "%s", cpu);
         rl_csv_plain(s2);
         rl_csv_plain(c2);
-        printf("threads,core,blas_threading,cpu_tier,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,selection,cpu\n");
-        printf("%d,%s,%s,%s,%.2f,%.2f,%.4f,%s,%s\n", threads, rl_blas_corename(), rl_blas_threading(),
-               rl_cpu_tier_name(rl_cpu_tier_of(&f)), sg, fma, sg / fma, s2, c2);
+        printf("threads,core,blas_threading,cpu_tier,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,selection,cpu,"
+               "openblas_own_gflops\n");
+        printf("%d,%s,%s,%s,%.2f,%.2f,%.4f,%s,%s,%.2f\n", threads, rl_blas_corename(), rl_blas_threading(),
+               rl_cpu_tier_name(rl_cpu_tier_of(&f)), sg, fma, sg / fma, s2, c2, own);
         return 0;
     }
     printf("cpu      %s\n", cpu);
     printf("blas     %s, %s threads; core %s\n", rl_blas_config(), rl_blas_threading(), sel);
     printf("threads  %d: SGEMM 1024^3 %.1f GFLOP/s = %.0f%% of the register-only FMA peak %.1f GFLOP/s\n", threads, sg,
            100 * sg / fma, fma);
+    if (rl_gemm_parts(1024, 1024, 1024) > 1)
+        printf("         (rl_gemm: rows split over %d threads, OpenBLAS on one in each; OpenBLAS's own %d threads: "
+               "%.1f GFLOP/s = %.0f%%)\n", rl_gemm_parts(1024, 1024, 1024), threads, own, 100 * own / fma);
     return 0;
 }
 

@@ -41,10 +41,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # ---- the machine: core, SGEMM rate, FMA peak (on a quiet machine: wait_quiet below) ----
+# Measured before the rounds (the core PyTorch is given) and again at the start
+# of every round: machine.csv keeps each round's rows (round column), and the
+# SGEMM target takes the median per thread count, as every other figure.
 measure_machine() {
-    { "$R" bench --machine --csv --threads 1; "$R" bench --machine --csv --threads 2 | tail -n 1; } > "$tmp/machine.csv"
+    { "$R" bench --machine --csv --threads 1; "$R" bench --machine --csv --threads 2 | tail -n 1; } > "$tmp/machine_now.csv"
 }
-measure_machine_quietly() { wait_quiet; measure_machine; cat "$tmp/machine.csv"; }
+measure_machine_quietly() { wait_quiet; measure_machine; cat "$tmp/machine_now.csv"; }
 
 # ---- is PyTorch there? ----
 have_torch=0
@@ -103,8 +106,9 @@ wait_quiet() {
 }
 
 measure_machine_quietly
-core=$(awk -F, 'NR == 2 { print $2 }' "$tmp/machine.csv")
-if grep -q "below it" "$tmp/machine.csv"; then
+core=$(awk -F, 'NR == 2 { print $2 }' "$tmp/machine_now.csv")
+echo "round,$(head -n 1 "$tmp/machine_now.csv")" > "$tmp/machine.csv"
+if grep -q "below it" "$tmp/machine_now.csv"; then
     echo "bench.sh: WARNING: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE holds OpenBLAS below this CPU's kernels; every figure"
     echo "bench.sh: WARNING: of this run (C and PyTorch) is taken on them. Unset it to measure on the kernels randlora picks."
 fi
@@ -153,6 +157,8 @@ run_pair() { # round kind method tokens dx threads r
 for ((round = 1; round <= ROUNDS; round++)); do
     wait_quiet
     echo "bench.sh: round $round of $ROUNDS ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
+    measure_machine
+    tail -n +2 "$tmp/machine_now.csv" | sed "s/^/$round,/" | tee -a "$tmp/machine.csv" | cut -c1-100 | sed 's/^/  machine /'
     for cfg in "${configs[@]}"; do run_pair "$round" $cfg; done
 done
 { echo "$c_head"; cat "$tmp/c.csv"; } > "$tmp/compare_c.csv"

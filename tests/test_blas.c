@@ -225,6 +225,64 @@ RL_TEST(blas, run_parts_calls_every_part)
     rl_blas_set_threads(1);
 }
 
+/* rl_gemm's split over threads: every (ta, tb), split by rows (m >= n) and
+ * by columns (n > m), with strides wider than the matrices, alpha and beta,
+ * and a split dimension that is not a multiple of the alignment. Columns
+ * outside C's n are left as they were; inside, the split and the whole
+ * one-thread call each agree with the naive double-accumulated product
+ * within 1e-4 relative to the magnitude |alpha| sum_p |a_ip b_pj| + |beta c_ij|
+ * (float32 rounding over k <= 200 terms: k·2^-24 ~ 1.2e-5, kept 8x clear).
+ * Not bit for bit: OpenBLAS's edge tiles sum in another order, so an
+ * element can round differently when a cut moves it to a tile's edge. */
+RL_TEST(blas, gemm_split_equals_whole)
+{
+    static const int shapes[][3] = {{203, 64, 97}, {70, 301, 200}, {1024, 32, 48}};
+    for (int s = 0; s < 3; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 7;
+                float *A = rl_alloc_floats((size_t)(ta ? k : m) * lda), *B = rl_alloc_floats((size_t)(tb ? n : k) * ldb);
+                float *C0 = rl_alloc_floats((size_t)m * ldc), *C1 = rl_alloc_floats((size_t)m * ldc);
+                float *Cr = rl_alloc_floats((size_t)m * ldc), *Am = rl_alloc_floats((size_t)(ta ? k : m) * lda);
+                float *Bm = rl_alloc_floats((size_t)(tb ? n : k) * ldb), *Cm = rl_alloc_floats((size_t)m * ldc);
+                rl_mt g;
+                rl_mt_seed(&g, 11 + s);
+                rl_mt_fill_normal(&g, A, (size_t)(ta ? k : m) * lda, 1.0f);
+                rl_mt_fill_normal(&g, B, (size_t)(tb ? n : k) * ldb, 1.0f);
+                rl_mt_fill_normal(&g, C0, (size_t)m * ldc, 1.0f);
+                memcpy(C1, C0, (size_t)m * ldc * sizeof(float));
+                memcpy(Cr, C0, (size_t)m * ldc * sizeof(float));
+                for (size_t e = 0; e < (size_t)(ta ? k : m) * lda; e++) Am[e] = fabsf(A[e]);
+                for (size_t e = 0; e < (size_t)(tb ? n : k) * ldb; e++) Bm[e] = fabsf(B[e]);
+                for (size_t e = 0; e < (size_t)m * ldc; e++) Cm[e] = fabsf(C0[e]);
+                rl_blas_set_threads(1);
+                rl_gemm(ta, tb, m, n, k, 0.5f, A, lda, B, ldb, 0.75f, C0, ldc);
+                rl_gemm_ref(ta, tb, m, n, k, 0.5f, A, lda, B, ldb, 0.75f, Cr, ldc);
+                rl_gemm_ref(ta, tb, m, n, k, 0.5f, Am, lda, Bm, ldb, 0.75f, Cm, ldc);
+                rl_blas_set_threads(2);
+                if (rl_blas_shares_openmp())
+                    cr_assert_eq(rl_gemm_parts(m, n, k), 2, "shape %d: split in two at 2 threads", s);
+                rl_gemm(ta, tb, m, n, k, 0.5f, A, lda, B, ldb, 0.75f, C1, ldc);
+                rl_blas_set_threads(1);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < ldc; j++) {
+                        size_t e = (size_t)i * ldc + j;
+                        if (j >= n) { /* outside the product: untouched by either */
+                            cr_assert(memcmp(&C0[e], &C1[e], sizeof(float)) == 0, "shape %d: C[%d][%d] written", s, i, j);
+                            continue;
+                        }
+                        cr_assert(fabsf(C1[e] - Cr[e]) <= 1e-4f * Cm[e], "shape %d ta %d tb %d: C[%d][%d] split %.9g vs naive %.9g",
+                                  s, ta, tb, i, j, C1[e], Cr[e]);
+                        cr_assert(fabsf(C0[e] - Cr[e]) <= 1e-4f * Cm[e], "shape %d ta %d tb %d: C[%d][%d] whole %.9g vs naive %.9g",
+                                  s, ta, tb, i, j, C0[e], Cr[e]);
+                    }
+                float *bufs[] = {A, B, C0, C1, Cr, Am, Bm, Cm};
+                for (int q = 0; q < 8; q++) rl_dealloc(bufs[q]);
+            }
+    cr_assert_eq(rl_gemm_parts(64, 64, 64), 1, "a product under RL_GEMM_SPLIT_MACS runs whole");
+}
+
 /* A training step is deterministic for a given thread count: two runs on 2
  * threads, from the same state, agree bit for bit -- RandLora, and LoRA and
  * VeRA, whose skinny products run in two row parts there. */

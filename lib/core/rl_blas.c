@@ -17,9 +17,8 @@
 #include "rl_clock.h"
 #include "rl_rng.h"
 
-void rl_gemm(rl_trans ta, rl_trans tb, int m, int n, int k,
-             float alpha, const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc)
+static void gemm_whole(rl_trans ta, rl_trans tb, int m, int n, int k, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc)
 {
     RL_ASSERT(m >= 0 && n >= 0 && k >= 0, "gemm: m=%d n=%d k=%d", m, n, k);
     if (m == 0 || n == 0) return;
@@ -33,6 +32,72 @@ void rl_gemm(rl_trans ta, rl_trans tb, int m, int n, int k,
     cblas_sgemm(CblasRowMajor, ta == RL_TRANS ? CblasTrans : CblasNoTrans,
                 tb == RL_TRANS ? CblasTrans : CblasNoTrans, m, n, k, alpha, A, lda,
                 B, ldb, beta, C, ldc);
+}
+
+void rl_gemm_whole(rl_trans ta, rl_trans tb, int m, int n, int k, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_whole(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- the split of one product over the BLAS threads ---- */
+
+typedef struct {
+    rl_trans ta, tb;
+    int m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    bool rows; /* split C's rows (else its columns) */
+} gemm_job;
+
+/* [lo, hi) of d for part p of parts, boundaries on multiples of RL_GEMM_ALIGN */
+static void split_range(int d, int p, int parts, int *lo, int *hi)
+{
+    *lo = p == 0 ? 0 : (int)((long)d * p / parts) / RL_GEMM_ALIGN * RL_GEMM_ALIGN;
+    *hi = p + 1 == parts ? d : (int)((long)d * (p + 1) / parts) / RL_GEMM_ALIGN * RL_GEMM_ALIGN;
+}
+
+static void gemm_part(void *ctx, int p, int parts)
+{
+    const gemm_job *j = ctx;
+    int lo, hi;
+    split_range(j->rows ? j->m : j->n, p, parts, &lo, &hi);
+    if (hi <= lo) return;
+    if (j->rows) /* rows lo..hi of op(A) and of C */
+        gemm_whole(j->ta, j->tb, hi - lo, j->n, j->k, j->alpha, j->ta == RL_TRANS ? j->A + lo : j->A + (size_t)lo * j->lda,
+                   j->lda, j->B, j->ldb, j->beta, j->C + (size_t)lo * j->ldc, j->ldc);
+    else /* columns lo..hi of op(B) and of C */
+        gemm_whole(j->ta, j->tb, j->m, hi - lo, j->k, j->alpha, j->A, j->lda,
+                   j->tb == RL_TRANS ? j->B + (size_t)lo * j->ldb : j->B + lo, j->ldb, j->beta, j->C + lo, j->ldc);
+}
+
+int rl_gemm_parts(int m, int n, int k)
+{
+#ifdef _OPENMP
+    if (!rl_blas_shares_openmp() || omp_in_parallel()) return 1;
+    if ((double)m * n * k < RL_GEMM_SPLIT_MACS) return 1;
+    const int d = m >= n ? m : n, t = openblas_get_num_threads();
+    int parts = d / RL_GEMM_SPLIT_MIN;
+    return parts < 1 ? 1 : parts < t ? parts : t;
+#else
+    (void)m, (void)n, (void)k;
+    return 1;
+#endif
+}
+
+void rl_gemm(rl_trans ta, rl_trans tb, int m, int n, int k,
+             float alpha, const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc)
+{
+    const int parts = m > 0 && n > 0 && k > 0 ? rl_gemm_parts(m, n, k) : 1;
+    if (parts < 2) {
+        gemm_whole(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    gemm_job j = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc,
+                  .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .rows = m >= n};
+    rl_blas_run_parts(parts, gemm_part, &j);
 }
 
 void rl_gemm_ref(rl_trans ta, rl_trans tb, int m, int n, int k,
@@ -106,7 +171,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-rl_status rl_blas_sgemm_rate(int size, double seconds, double *gflops)
+static rl_status sgemm_rate(int size, double seconds, bool whole, double *gflops)
 {
     if (size < 16) return rl_fail(RL_EINVAL, "sgemm rate: size %d too small", size);
     const size_t nn = (size_t)size * size;
@@ -121,12 +186,14 @@ rl_status rl_blas_sgemm_rate(int size, double seconds, double *gflops)
             a[i] = 2 * rl_mt_uniform01(&g) - 1;
             b[i] = 2 * rl_mt_uniform01(&g) - 1;
         }
-        for (int w = 0; w < 2; w++) rl_gemm(RL_NOTRANS, RL_NOTRANS, size, size, size, 1.0f, a, size, b, size, 0.0f, c, size);
+        void (*gemm)(rl_trans, rl_trans, int, int, int, float, const float *, int, const float *, int, float, float *,
+                     int) = whole ? rl_gemm_whole : rl_gemm;
+        for (int w = 0; w < 2; w++) gemm(RL_NOTRANS, RL_NOTRANS, size, size, size, 1.0f, a, size, b, size, 0.0f, c, size);
         int n = 0;
         double start = rl_now();
         while (n < MAX_CALLS && (n < 7 || rl_now() - start < seconds)) {
             double t0 = rl_now();
-            rl_gemm(RL_NOTRANS, RL_NOTRANS, size, size, size, 1.0f, a, size, b, size, 0.0f, c, size);
+            gemm(RL_NOTRANS, RL_NOTRANS, size, size, size, 1.0f, a, size, b, size, 0.0f, c, size);
             t[n++] = rl_now() - t0;
         }
         qsort(t, (size_t)n, sizeof *t, cmp_double);
@@ -138,6 +205,13 @@ rl_status rl_blas_sgemm_rate(int size, double seconds, double *gflops)
     free(c);
     free(t);
     return st;
+}
+
+rl_status rl_blas_sgemm_rate(int size, double seconds, double *gflops) { return sgemm_rate(size, seconds, false, gflops); }
+
+rl_status rl_blas_sgemm_rate_whole(int size, double seconds, double *gflops)
+{
+    return sgemm_rate(size, seconds, true, gflops);
 }
 
 /* ---- kernel choice ---- */

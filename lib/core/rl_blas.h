@@ -45,6 +45,31 @@ void rl_gemm(rl_trans ta, rl_trans tb, int m, int n, int k,
              float alpha, const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc);
 
+/* The split. With more than one BLAS thread (OpenMP flavour, outside a
+ * parallel region), rl_gemm cuts C into rl_gemm_parts(m, n, k) ranges of
+ * rows (or of columns, when n > m), at least RL_GEMM_SPLIT_MIN each, cut on
+ * multiples of RL_GEMM_ALIGN, and runs one range per thread through
+ * rl_blas_run_parts, OpenBLAS on one thread in each. k is never split, so
+ * no sum is reordered across parts; an element can still round differently
+ * from a one-thread call when a cut puts it in one of OpenBLAS's edge tiles
+ * (which sum in another order), so results are repeatable for a thread
+ * count, and agree across thread counts to float rounding, as with
+ * OpenBLAS's own threads. OpenBLAS 0.3.21's own split of a
+ * product over 2 threads, against this one (2-vCPU Zen 5, Cooperlake
+ * kernels, OpenMP flavour, medians, GFLOP/s): 1024³ 288 vs 333;
+ * (4096, 768, 768) 340 vs 354; (768, 768, 32) 154 vs 304; (4096, 32, 768)
+ * 115 vs 264; (768, 32, 4096) 111 vs 245; the ViT's (2048, 64, 64) 135 vs
+ * 317. Square products with a large k gain nothing ((768, 768, 4096): 350
+ * either way).
+ * Products under RL_GEMM_SPLIT_MACS multiply-adds go to OpenBLAS whole
+ * ((64, 64, 64) split ran at half its whole rate; (128, 64, 64) at 1.6x).
+ * rl_gemm_whole is one OpenBLAS call always (its own threading). */
+enum { RL_GEMM_SPLIT_MIN = 32, RL_GEMM_ALIGN = 16, RL_GEMM_SPLIT_MACS = 1 << 19 };
+int rl_gemm_parts(int m, int n, int k);
+void rl_gemm_whole(rl_trans ta, rl_trans tb, int m, int n, int k,
+                   float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc);
+
 void rl_gemm_ref(rl_trans ta, rl_trans tb, int m, int n, int k,
                  float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
@@ -71,9 +96,12 @@ const char *rl_blas_corename(void);
 const char *rl_blas_config(void);
 
 /* This machine's SGEMM rate in GFLOP/s at the current thread count: the
- * median of timed square size x size products (row-major, alpha 1, beta 0),
+ * median of timed square size x size rl_gemm products (row-major, alpha 1,
+ * beta 0; split over the threads as rl_gemm splits),
  * after 2 untimed ones, over at least 7 calls and `seconds`. */
 rl_status rl_blas_sgemm_rate(int size, double seconds, double *gflops);
+/* The same through rl_gemm_whole: OpenBLAS's own threads, for comparison. */
+rl_status rl_blas_sgemm_rate_whole(int size, double seconds, double *gflops);
 
 /* ---- kernel choice ---- */
 

@@ -41,7 +41,8 @@ void rl_cpu_describe(const rl_cpu_features *f, char *buf, int len);
 
 /* Measured FMA peak in GFLOP/s (2 flops per lane and FMA) on `threads`
  * threads at once, on the widest vectors of `tier` (capped at this CPU's
- * tier), for about `seconds`; the best of 3 timings. */
+ * tier), for about `seconds`; the median of 5 timings (the statistic of
+ * rl_blas_sgemm_rate, so that a fraction of one over the other is like for like). */
 rl_status rl_cpu_fma_peak(rl_cpu_tier tier, int threads, double seconds, double *gflops);
 
 #endif

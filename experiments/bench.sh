@@ -59,16 +59,16 @@ else echo "bench.sh: python3-torch not installed: the PyTorch side is skipped"; 
 # SMOKE=1: the same grid on tiny inputs and 2 timed steps (checks the plumbing; no target means anything)
 T1=4096 T2=1024 BATCH=128 REPS=""
 if [ "${SMOKE:-0}" = 1 ]; then T1=256 T2=64 BATCH=8 REPS="--min-reps 2 --max-reps 2 --seconds 0.01"; fi
+# A configuration's 1- and 2-thread runs are adjacent, so that a thread
+# scaling (stack 1T/2T) compares runs minutes apart at most, not half a round.
 configs=()
-for th in 1 2; do
-    for m in randlora lora vera; do
-        for tok in $T1 $T2; do
-            for dx in 0 1; do configs+=("layer $m $tok $dx $th 32"); done
-        done
+for m in randlora lora vera; do
+    for tok in $T1 $T2; do
+        for dx in 0 1; do for th in 1 2; do configs+=("layer $m $tok $dx $th 32"); done; done
     done
-    for m in randlora lora vera; do configs+=("stack $m $T1 1 $th 32"); done
-    configs+=("vit randlora $BATCH 1 $th 32" "vit lora $BATCH 1 $th 8" "vit vera $BATCH 1 $th 256")
 done
+for m in randlora lora vera; do for th in 1 2; do configs+=("stack $m $T1 1 $th 32"); done; done
+for th in 1 2; do configs+=("vit randlora $BATCH 1 $th 32" "vit lora $BATCH 1 $th 8" "vit vera $BATCH 1 $th 256"); done
 
 c_cmd() { # kind method tokens dx threads r
     case $1 in

@@ -273,7 +273,7 @@ int bench_targets(const char *dir)
         o.csv = af.fp;
         fprintf(o.csv, "target,condition,figure,threshold,verdict,detail\n");
         printf("performance targets (%s/targets.csv; figures: medians over rounds)\n", dir);
-        char name[64], cond[96], det[200];
+        char name[64], cond[96], det[400];
         /* 1. RandLora >= 2x PEFT at 4096 tokens; LoRA, VeRA >= 1.2x */
         for (int dx = 0; dx < 2; dx++)
             for (int th = 1; th <= 2; th++)

@@ -311,6 +311,70 @@ RL_TEST(layer, ternary_kernels_match_dense_kernels)
         }
 }
 
+/* The ternary kernels' tiles run in parts on the BLAS threads: at 2 threads
+ * and 421 rows (4 tiles of 128, 2 parts) the step gives what the dense
+ * kernels give, in both orientations, and the same bits on a second run.
+ * Tolerance 4e-5 of the largest entry: the gradients now sum 421 tokens
+ * (float32: up to 421·2^-24 = 2.5e-5 of the summed magnitudes in the worst
+ * case; the 1e-5 of the 9-row test above assumes <= 64 terms). */
+RL_TEST(layer, ternary_tile_parts_match_dense_kernels)
+{
+    static const int shapes[2][2] = {{64, 40}, {40, 64}};
+    for (int s = 0; s < 2; s++) {
+        const int o = shapes[s][0], i = shapes[s][1], n = 3 * 128 + 37, r = 4;
+        rl_blas_set_threads(2);
+        rl_shared_bases *b = NULL;
+        cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, r, o, i, RL_BASES_VERY_SPARSE, RL_BF16, RL_FMA, 3), RL_OK);
+        float *W = rl_alloc_floats((size_t)o * i), *x = rl_alloc_floats((size_t)n * i);
+        float *dy = rl_alloc_floats((size_t)n * o), *y[3], *dx[3], *g[3];
+        rl_mt gen;
+        rl_mt_seed(&gen, 23);
+        rl_mt_fill_normal(&gen, W, (size_t)o * i, 0.2f);
+        rl_mt_fill_normal(&gen, x, (size_t)n * i, 1.0f);
+        rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
+        size_t np = 0;
+        for (int k = 0; k < 3; k++) { /* ternary, ternary again, dense */
+            rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
+            cfg.r = r;
+            cfg.alpha = 8;
+            cfg.dense_kernels = k == 2;
+            rl_adapter *a = NULL;
+            cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+            rl_span sp = rl_adapter_span(a);
+            np = sp.n;
+            rl_mt p;
+            rl_mt_seed(&p, 5);
+            rl_mt_fill_normal(&p, sp.p, sp.n, 0.3f);
+            rl_layer *l = NULL;
+            cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_FACTORISED), RL_OK);
+            y[k] = rl_alloc_floats((size_t)n * o);
+            dx[k] = rl_alloc_floats((size_t)n * i);
+            g[k] = rl_alloc_floats(sp.n);
+            cr_assert_eq(rl_layer_forward(l, x, n, y[k]), RL_OK);
+            cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[k]), RL_OK);
+            memcpy(g[k], sp.g, sp.n * sizeof(float));
+            rl_layer_free(l);
+            rl_adapter_free(a);
+        }
+        rl_blas_set_threads(1);
+        cr_assert(!memcmp(y[0], y[1], (size_t)n * o * sizeof(float)) && !memcmp(dx[0], dx[1], (size_t)n * i * sizeof(float)) &&
+                      !memcmp(g[0], g[1], np * sizeof(float)),
+                  "(%d,%d): two runs at 2 threads differ", o, i);
+        cr_assert(rel(y[0], y[2], (size_t)n * o) <= 4e-5, "(%d,%d) output %g", o, i, rel(y[0], y[2], (size_t)n * o));
+        cr_assert(rel(dx[0], dx[2], (size_t)n * i) <= 4e-5, "(%d,%d) dx %g", o, i, rel(dx[0], dx[2], (size_t)n * i));
+        cr_assert(rel(g[0], g[2], np) <= 4e-5, "(%d,%d) grads %g", o, i, rel(g[0], g[2], np));
+        for (int k = 0; k < 3; k++) {
+            rl_dealloc(y[k]);
+            rl_dealloc(dx[k]);
+            rl_dealloc(g[k]);
+        }
+        rl_dealloc(W);
+        rl_dealloc(x);
+        rl_dealloc(dy);
+        rl_shared_bases_free(b);
+    }
+}
+
 /* A RandLora adapter made with 0 rows serves the materialised path only. */
 RL_TEST(layer, zero_row_adapter_is_materialised_only)
 {

@@ -53,9 +53,10 @@ size_t rl_adapter_bytes_bound(const rl_adapter_config *cfg, int d_out, int d_in,
     case RL_METHOD_RANDLORA: {
         /* dense kernels: n == 0: min(K, 256) rows of UA; else 2·K·mn + 2·n·K.
          * ternary kernels (very_sparse bases): 2·nnz, where nnz <= nb times
-         * the nonzeros of A (<= K·mn when the bases are not known), plus, for
-         * n > 0, a tile of at most max(n, 256) rows of 2·d_in + 2·K +
-         * max(d_in, d_out), plus the offsets (r + K + 1 ints) */
+         * the nonzeros of A (<= K·mn when the bases are not known); for
+         * n > 0, (1 + P)·nnz and P tiles of at most 256 rows of 2·d_in + 2·K
+         * + max(d_in, d_out) (P = rl_parts_cap(): one per tile part); plus
+         * the offsets (r + K + 1 ints) */
         size_t mn = o < i ? o : i, mx = o < i ? i : o;
         size_t nb = (size_t)rl_randlora_n_bases((int)mn, cfg->r), K = rl_size_mul(nb, r);
         size_t dense = n == 0 ? rl_size_mul(K < 256 ? K : 256, mn)
@@ -65,10 +66,10 @@ size_t rl_adapter_bytes_bound(const rl_adapter_config *cfg, int d_out, int d_in,
         size_t tern = 0;
         if (maybe_ternary) {
             size_t nnz = bases ? rl_size_mul(nb, (size_t)bases->a_ptr[bases->r]) : rl_size_mul(K, mn);
-            size_t rows = n == 0 ? 0 : n > 256 ? n : 256;
-            tern = rl_size_add(rl_size_mul(2, nnz),
+            size_t P = (size_t)rl_parts_cap(), rows = n == 0 ? 0 : rl_size_mul(P, 256);
+            tern = rl_size_add(rl_size_mul(n == 0 ? 2 : 1 + P, nnz),
                                rl_size_mul(rows, rl_size_add(rl_size_mul(2, i), rl_size_add(rl_size_mul(2, K), mx))));
-            tern = rl_size_add(tern, rl_size_add(r, rl_size_add(K, 1)));
+            tern = rl_size_add(tern, rl_size_add(r, rl_size_add(K, 1 + 15))); /* + the tiles' alignment */
         }
         work = surely_ternary ? tern : dense > tern ? dense : tern;
         break;

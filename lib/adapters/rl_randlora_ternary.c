@@ -76,30 +76,46 @@ void rl_tern_free(rl_adapter *a)
     rl_dealloc(a->t_off);
 }
 
-/* uav (t_nnz) and g (t_nnz); with rows, for one tile of TILE tokens: xᵀ
- * (d_in, TILE), Hᵀ and dHᵀ (K, TILE), a (max(d_in, d_out), TILE) buffer for
- * yᵀ / dyᵀ, and dxᵀ (d_in, TILE). */
-size_t rl_tern_work_size(const rl_adapter *a, int n_max)
+/* uav (t_nnz) and g (t_nnz); with rows, per tile part (parts_cap of them,
+ * each running its own range of tiles on its own thread): g's partial sums
+ * (t_nnz) and, for one tile of TILE tokens, xᵀ (d_in, TILE), Hᵀ and dHᵀ
+ * (K, TILE), a (max(d_in, d_out), TILE) buffer for yᵀ / dyᵀ, and dxᵀ
+ * (d_in, TILE). Part 0's g is the g above. */
+static size_t tile_floats(const rl_adapter *a)
 {
-    size_t n = n_max == 0 ? 0 : TILE, big = (size_t)(a->d_in > a->d_out ? a->d_in : a->d_out);
-    return 2 * a->t_nnz + n * (2 * (size_t)a->d_in + 2 * (size_t)a->K + big);
+    size_t big = (size_t)(a->d_in > a->d_out ? a->d_in : a->d_out);
+    return (size_t)TILE * (2 * (size_t)a->d_in + 2 * (size_t)a->K + big);
 }
 
-/* Workspace layout. */
+/* Where the tile buffers start: after uav and the parts' g, rounded up to
+ * 16 floats (64 bytes), so that every tile row starts on a cache line
+ * (TILE is a multiple of 16) whatever t_nnz is. */
+static size_t tiles_at(const rl_adapter *a)
+{
+    return (a->t_nnz * (1 + (size_t)a->parts_cap) + 15) / 16 * 16;
+}
+
+size_t rl_tern_work_size(const rl_adapter *a, int n_max)
+{
+    if (n_max == 0) return 2 * a->t_nnz;
+    return tiles_at(a) + (size_t)a->parts_cap * tile_floats(a);
+}
+
+/* Workspace layout of one part. */
 typedef struct {
     float *uav, *g, *xT, *HT, *dHT, *bT, *dxT;
 } tws;
 
-static tws ws_of(const rl_adapter *a, int n)
+static tws ws_of(const rl_adapter *a, int part)
 {
     tws w;
     w.uav = a->work;
-    w.g = w.uav + a->t_nnz;
-    w.xT = w.g + a->t_nnz;
-    w.HT = w.xT + (size_t)n * a->d_in;
-    w.dHT = w.HT + (size_t)n * a->K;
-    w.bT = w.dHT + (size_t)n * a->K;
-    w.dxT = w.bT + (size_t)n * (a->d_in > a->d_out ? a->d_in : a->d_out);
+    w.g = w.uav + a->t_nnz * (1 + (size_t)part);
+    w.xT = a->work + tiles_at(a) + tile_floats(a) * (size_t)part;
+    w.HT = w.xT + (size_t)TILE * a->d_in;
+    w.dHT = w.HT + (size_t)TILE * a->K;
+    w.bT = w.dHT + (size_t)TILE * a->K;
+    w.dxT = w.bT + (size_t)TILE * (a->d_in > a->d_out ? a->d_in : a->d_out);
     return w;
 }
 
@@ -232,38 +248,78 @@ static void ua_grad(const rl_adapter *a, float *g, const float *HT, const float 
     }
 }
 
-static void tern_forward_tile(rl_adapter *a, const float *x, int n, float *y);
-static void tern_backward_tile(rl_adapter *a, const float *x, const float *dy, int n, float *dx);
+static void tern_forward_tile(rl_adapter *a, const tws *w, const float *x, int n, float *y);
+static void tern_backward_tile(rl_adapter *a, const tws *w, const float *x, const float *dy, int n, float *dx);
+
+/* Tiles in parts: part p of P runs tiles [T·p/P, T·(p+1)/P) of the T tiles
+ * on its own thread (rl_blas_run_parts), with its own tile buffers and, in
+ * backward, its own partial g; the partials then add in part order, so for
+ * a given number of parts the result is fixed. */
+typedef struct {
+    rl_adapter *a;
+    const float *x, *dy;
+    float *y, *dx;
+    int n;
+} tern_job;
+
+static int tile_parts(const rl_adapter *a, int n)
+{
+    const int tiles = (n + TILE - 1) / TILE, p = rl_parts(a, n);
+    return p < tiles ? p : tiles > 0 ? tiles : 1;
+}
+
+static void tern_forward_part(void *ctx, int part, int parts)
+{
+    const tern_job *j = ctx;
+    const tws w = ws_of(j->a, part);
+    const int tiles = (j->n + TILE - 1) / TILE;
+    int lo, hi;
+    rl_part_rows(tiles, part, parts, &lo, &hi);
+    for (int t = lo; t < hi; t++) {
+        const int t0 = t * TILE, m = j->n - t0 < TILE ? j->n - t0 : TILE;
+        tern_forward_tile(j->a, &w, j->x + (size_t)t0 * j->a->d_in, m, j->y + (size_t)t0 * j->a->d_out);
+    }
+}
+
+static void tern_backward_part(void *ctx, int part, int parts)
+{
+    const tern_job *j = ctx;
+    const tws w = ws_of(j->a, part);
+    const int tiles = (j->n + TILE - 1) / TILE;
+    int lo, hi;
+    rl_part_rows(tiles, part, parts, &lo, &hi);
+    memset(w.g, 0, j->a->t_nnz * sizeof(float));
+    for (int t = lo; t < hi; t++) {
+        const int t0 = t * TILE, m = j->n - t0 < TILE ? j->n - t0 : TILE;
+        tern_backward_tile(j->a, &w, j->x + (size_t)t0 * j->a->d_in, j->dy + (size_t)t0 * j->a->d_out, m,
+                           j->dx ? j->dx + (size_t)t0 * j->a->d_in : NULL);
+    }
+}
 
 void rl_tern_forward(rl_adapter *a, const float *x, int n, float *y)
 {
-    tws w = ws_of(a, TILE);
-    build_uav(a, w.uav);
-    for (int t0 = 0; t0 < n; t0 += TILE) {
-        int m = n - t0 < TILE ? n - t0 : TILE;
-        tern_forward_tile(a, x + (size_t)t0 * a->d_in, m, y + (size_t)t0 * a->d_out);
-    }
+    build_uav(a, a->work);
+    tern_job j = {.a = a, .x = x, .y = y, .n = n};
+    rl_blas_run_parts(tile_parts(a, n), tern_forward_part, &j);
 }
 
 void rl_tern_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
 {
-    tws w = ws_of(a, TILE);
-    build_uav(a, w.uav);
-    memset(w.g, 0, a->t_nnz * sizeof(float));
-    for (int t0 = 0; t0 < n; t0 += TILE) {
-        int m = n - t0 < TILE ? n - t0 : TILE;
-        tern_backward_tile(a, x + (size_t)t0 * a->d_in, dy + (size_t)t0 * a->d_out, m,
-                           dx ? dx + (size_t)t0 * a->d_in : NULL);
-    }
+    build_uav(a, a->work);
+    tern_job j = {.a = a, .x = x, .dy = dy, .dx = dx, .n = n};
+    const int parts = tile_parts(a, n);
+    rl_blas_run_parts(parts, tern_backward_part, &j);
+    const tws w = ws_of(a, 0);
+    if (parts > 1) rl_parts_add(w.g, w.g + a->t_nnz, a->t_nnz, a->t_nnz, parts);
     factor_grads(a, w.g);
 }
 
 /* One tile of n <= TILE tokens; UA's values (w.uav) are already built. */
-static void tern_forward_tile(rl_adapter *a, const float *x, int n, float *y)
+static void tern_forward_tile(rl_adapter *a, const tws *wp, const float *x, int n, float *y)
 {
     const int di = a->d_in, dout = a->d_out;
     const float s = a->scaling;
-    tws w = ws_of(a, TILE);
+    const tws w = *wp;
     transpose(w.xT, x, n, di);
     memset(w.bT, 0, (size_t)n * dout * sizeof(float));
     if (di <= dout) {
@@ -276,12 +332,12 @@ static void tern_forward_tile(rl_adapter *a, const float *x, int n, float *y)
     add_transposed(y, w.bT, n, dout);
 }
 
-/* One tile; g accumulates over the tiles (zeroed by rl_tern_backward). */
-static void tern_backward_tile(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
+/* One tile; the part's g accumulates over its tiles (zeroed by its part). */
+static void tern_backward_tile(rl_adapter *a, const tws *wp, const float *x, const float *dy, int n, float *dx)
 {
     const int di = a->d_in, dout = a->d_out;
     const float s = a->scaling;
-    tws w = ws_of(a, TILE);
+    const tws w = *wp;
     transpose(w.xT, x, n, di);
     transpose(w.bT, dy, n, dout);                  /* dyᵀ (d_out, n) */
     if (di <= dout) {

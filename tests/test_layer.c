@@ -248,6 +248,34 @@ RL_TEST(layer, adamw_first_steps)
     cr_assert_eq(rl_adamw_new(&o, 2, 0.0f, 0.0f), RL_EINVAL);
 }
 
+/* One step of a RandLora layer (r = 4, alpha 8) on the very_sparse bases b,
+ * through the ternary kernels or BLAS on the dense bases: y, dx, the
+ * gradients (*g, allocated here; their count returned) and, given dw, ΔW. */
+static size_t ternary_step(rl_shared_bases *b, int o, int i, int n, rl_path path, bool dense, const float *W,
+                           const float *x, const float *dy, float *y, float *dx, float **g, float *dw)
+{
+    rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
+    cfg.r = 4;
+    cfg.alpha = 8;
+    cfg.dense_kernels = dense;
+    rl_adapter *a = NULL;
+    cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
+    rl_span sp = rl_adapter_span(a);
+    rl_mt p;
+    rl_mt_seed(&p, 5);
+    rl_mt_fill_normal(&p, sp.p, sp.n, 0.3f);
+    rl_layer *l = NULL;
+    cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, path), RL_OK);
+    *g = rl_alloc_floats(sp.n);
+    cr_assert_eq(rl_layer_forward(l, x, n, y), RL_OK);
+    cr_assert_eq(rl_layer_backward(l, x, dy, n, dx), RL_OK);
+    memcpy(*g, sp.g, sp.n * sizeof(float));
+    if (dw) cr_assert_eq(rl_adapter_delta_weight(a, dw), RL_OK);
+    rl_layer_free(l);
+    rl_adapter_free(a);
+    return sp.n;
+}
+
 /* very_sparse bases: the ternary kernels (adds and subtracts over the bases'
  * index) give what BLAS on the dense bases gives, on both paths and in both
  * orientations, up to float32 summation order: 1e-5 of the largest entry
@@ -270,29 +298,10 @@ RL_TEST(layer, ternary_kernels_match_dense_kernels)
             rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
             size_t np = 0;
             for (int k = 0; k < 2; k++) {
-                rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
-                cfg.r = r;
-                cfg.alpha = 8;
-                cfg.dense_kernels = k == 1;
-                rl_adapter *a = NULL;
-                cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
-                rl_span sp = rl_adapter_span(a);
-                np = sp.n;
-                rl_mt p;
-                rl_mt_seed(&p, 5);
-                rl_mt_fill_normal(&p, sp.p, sp.n, 0.3f);
-                rl_layer *l = NULL;
-                cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, (rl_path)path), RL_OK);
                 y[k] = rl_alloc_floats((size_t)n * o);
                 dx[k] = rl_alloc_floats((size_t)n * i);
-                g[k] = rl_alloc_floats(sp.n);
                 dw[k] = rl_alloc_floats((size_t)o * i);
-                cr_assert_eq(rl_layer_forward(l, x, n, y[k]), RL_OK);
-                cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[k]), RL_OK);
-                memcpy(g[k], sp.g, sp.n * sizeof(float));
-                cr_assert_eq(rl_adapter_delta_weight(a, dw[k]), RL_OK);
-                rl_layer_free(l);
-                rl_adapter_free(a);
+                np = ternary_step(b, o, i, n, (rl_path)path, k == 1, W, x, dy, y[k], dx[k], &g[k], dw[k]);
             }
             cr_assert(rel(y[0], y[1], (size_t)n * o) <= 1e-5, "(%d,%d) path %d output", o, i, path);
             cr_assert(rel(dx[0], dx[1], (size_t)n * i) <= 1e-5, "(%d,%d) path %d dx", o, i, path);
@@ -321,7 +330,7 @@ RL_TEST(layer, ternary_tile_parts_match_dense_kernels)
 {
     static const int shapes[2][2] = {{64, 40}, {40, 64}};
     for (int s = 0; s < 2; s++) {
-        const int o = shapes[s][0], i = shapes[s][1], n = 3 * 128 + 37, r = 4;
+        const int o = shapes[s][0], i = shapes[s][1], n = 3 * 128 + 37, r = 4; /* r: as ternary_step */
         rl_blas_set_threads(2);
         rl_shared_bases *b = NULL;
         cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, r, o, i, RL_BASES_VERY_SPARSE, RL_BF16, RL_FMA, 3), RL_OK);
@@ -334,27 +343,9 @@ RL_TEST(layer, ternary_tile_parts_match_dense_kernels)
         rl_mt_fill_normal(&gen, dy, (size_t)n * o, 1.0f);
         size_t np = 0;
         for (int k = 0; k < 3; k++) { /* ternary, ternary again, dense */
-            rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
-            cfg.r = r;
-            cfg.alpha = 8;
-            cfg.dense_kernels = k == 2;
-            rl_adapter *a = NULL;
-            cr_assert_eq(rl_adapter_new(&a, &cfg, o, i, b, n), RL_OK);
-            rl_span sp = rl_adapter_span(a);
-            np = sp.n;
-            rl_mt p;
-            rl_mt_seed(&p, 5);
-            rl_mt_fill_normal(&p, sp.p, sp.n, 0.3f);
-            rl_layer *l = NULL;
-            cr_assert_eq(rl_layer_new(&l, W, NULL, a, n, RL_PATH_FACTORISED), RL_OK);
             y[k] = rl_alloc_floats((size_t)n * o);
             dx[k] = rl_alloc_floats((size_t)n * i);
-            g[k] = rl_alloc_floats(sp.n);
-            cr_assert_eq(rl_layer_forward(l, x, n, y[k]), RL_OK);
-            cr_assert_eq(rl_layer_backward(l, x, dy, n, dx[k]), RL_OK);
-            memcpy(g[k], sp.g, sp.n * sizeof(float));
-            rl_layer_free(l);
-            rl_adapter_free(a);
+            np = ternary_step(b, o, i, n, RL_PATH_FACTORISED, k == 2, W, x, dy, y[k], dx[k], &g[k], NULL);
         }
         rl_blas_set_threads(1);
         cr_assert(!memcmp(y[0], y[1], (size_t)n * o * sizeof(float)) && !memcmp(dx[0], dx[1], (size_t)n * i * sizeof(float)) &&

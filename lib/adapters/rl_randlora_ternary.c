@@ -268,31 +268,22 @@ static int tile_parts(const rl_adapter *a, int n)
     return p < tiles ? p : tiles > 0 ? tiles : 1;
 }
 
-static void tern_forward_part(void *ctx, int part, int parts)
+/* Part p's tiles: forward when j->dy is NULL, else backward into its own g. */
+static void tern_part(void *ctx, int part, int parts)
 {
     const tern_job *j = ctx;
-    const tws w = ws_of(j->a, part);
+    const rl_adapter *a = j->a;
+    const tws w = ws_of(a, part);
     const int tiles = (j->n + TILE - 1) / TILE;
     int lo, hi;
     rl_part_rows(tiles, part, parts, &lo, &hi);
+    if (j->dy) memset(w.g, 0, a->t_nnz * sizeof(float));
     for (int t = lo; t < hi; t++) {
         const int t0 = t * TILE, m = j->n - t0 < TILE ? j->n - t0 : TILE;
-        tern_forward_tile(j->a, &w, j->x + (size_t)t0 * j->a->d_in, m, j->y + (size_t)t0 * j->a->d_out);
-    }
-}
-
-static void tern_backward_part(void *ctx, int part, int parts)
-{
-    const tern_job *j = ctx;
-    const tws w = ws_of(j->a, part);
-    const int tiles = (j->n + TILE - 1) / TILE;
-    int lo, hi;
-    rl_part_rows(tiles, part, parts, &lo, &hi);
-    memset(w.g, 0, j->a->t_nnz * sizeof(float));
-    for (int t = lo; t < hi; t++) {
-        const int t0 = t * TILE, m = j->n - t0 < TILE ? j->n - t0 : TILE;
-        tern_backward_tile(j->a, &w, j->x + (size_t)t0 * j->a->d_in, j->dy + (size_t)t0 * j->a->d_out, m,
-                           j->dx ? j->dx + (size_t)t0 * j->a->d_in : NULL);
+        const float *x = j->x + (size_t)t0 * a->d_in;
+        if (!j->dy) tern_forward_tile(j->a, &w, x, m, j->y + (size_t)t0 * a->d_out);
+        else
+            tern_backward_tile(j->a, &w, x, j->dy + (size_t)t0 * a->d_out, m, j->dx ? j->dx + (size_t)t0 * a->d_in : NULL);
     }
 }
 
@@ -300,7 +291,7 @@ void rl_tern_forward(rl_adapter *a, const float *x, int n, float *y)
 {
     build_uav(a, a->work);
     tern_job j = {.a = a, .x = x, .y = y, .n = n};
-    rl_blas_run_parts(tile_parts(a, n), tern_forward_part, &j);
+    rl_blas_run_parts(tile_parts(a, n), tern_part, &j);
 }
 
 void rl_tern_backward(rl_adapter *a, const float *x, const float *dy, int n, float *dx)
@@ -308,7 +299,7 @@ void rl_tern_backward(rl_adapter *a, const float *x, const float *dy, int n, flo
     build_uav(a, a->work);
     tern_job j = {.a = a, .x = x, .dy = dy, .dx = dx, .n = n};
     const int parts = tile_parts(a, n);
-    rl_blas_run_parts(parts, tern_backward_part, &j);
+    rl_blas_run_parts(parts, tern_part, &j);
     const tws w = ws_of(a, 0);
     if (parts > 1) rl_parts_add(w.g, w.g + a->t_nnz, a->t_nnz, a->t_nnz, parts);
     factor_grads(a, w.g);

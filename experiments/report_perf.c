@@ -54,6 +54,11 @@ static void bench_machine(sbuf *b, const char *dir)
                rp_num(&mc, r, "fma_gflops"), 100 * rp_num(&mc, r, "sgemm_fraction_of_fma"));
     }
     if (rounds) rp_put(b, "\nThe SGEMM target takes, per thread count, the median of these rounds' fractions.\n");
+    bool over = false;
+    for (int r = 0; r < mc.nrow; r++) over |= rp_num(&mc, r, "sgemm_fraction_of_fma") > 1.0;
+    if (over)
+        rp_put(b, "A fraction above 100%% cannot be the machine's: the FMA loop (5 timings of about 60 ms, their median kept) "
+                  "was slowed by something else in that round.\n");
     rp_put(b, "\n");
     csv_free(&mc);
 }

@@ -479,7 +479,8 @@ static int machine(int threads, bool csv)
     }
     /* OpenBLAS's own threads on the same product, beside rl_gemm's split */
     double own = sg;
-    if (rl_gemm_parts(1024, 1024, 1024) > 1 && rl_blas_sgemm_rate_whole(1024, 1.0, &own) != RL_OK) {
+    const int split = rl_gemm_parts(1024, 1024, 1024);
+    if (split > 1 && rl_blas_sgemm_rate_whole(1024, 1.0, &own) != RL_OK) {
         fprintf(stderr, "randlora bench: %s\n", rl_errmsg());
         return 1;
     }
@@ -505,9 +506,9 @@ static int machine(int threads, bool csv)
     printf("blas     %s, %s threads; core %s\n", rl_blas_config(), rl_blas_threading(), sel);
     printf("threads  %d: SGEMM 1024^3 %.1f GFLOP/s = %.0f%% of the register-only FMA peak %.1f GFLOP/s\n", threads, sg,
            100 * sg / fma, fma);
-    if (rl_gemm_parts(1024, 1024, 1024) > 1)
+    if (split > 1)
         printf("         (rl_gemm: rows split over %d threads, OpenBLAS on one in each; OpenBLAS's own %d threads: "
-               "%.1f GFLOP/s = %.0f%%)\n", rl_gemm_parts(1024, 1024, 1024), threads, own, 100 * own / fma);
+               "%.1f GFLOP/s = %.0f%%)\n", split, threads, own, 100 * own / fma);
     return 0;
 }
 

@@ -347,14 +347,16 @@ int bench_targets(const char *dir)
         }
         /* 5. SGEMM against the FMA peak: per thread count, the median over the
          * rounds' measurements (bench.sh measures the machine in every round) */
-        int cth = have_mach ? csv_col(&mach, "threads") : -1, cf = csv_col(&mach, "sgemm_fraction_of_fma"),
+        int cth = -1, cf = -1, cs = -1, cp = -1, cc = -1;
+        if (have_mach) {
+            cth = csv_col(&mach, "threads"), cf = csv_col(&mach, "sgemm_fraction_of_fma");
             cs = csv_col(&mach, "sgemm_gflops"), cp = csv_col(&mach, "fma_gflops"), cc = csv_col(&mach, "core");
-        if (have_mach && (cth < 0 || cf < 0 || cs < 0 || cp < 0 || cc < 0)) {
+        }
+        const bool mach_ok = cth >= 0 && cf >= 0 && cs >= 0 && cp >= 0 && cc >= 0;
+        if (have_mach && !mach_ok)
             target(&o, "sgemm_of_fma_peak", "SGEMM 1024^3", NAN, ">=0.75", false, false,
                    "machine.csv lacks threads / sgemm_gflops / fma_gflops / sgemm_fraction_of_fma / core");
-            have_mach = false;
-        }
-        for (int r = 0; have_mach && r < mach.nrow; r++) {
+        for (int r = 0; mach_ok && r < mach.nrow; r++) {
             bool seen = false; /* one target per thread count, at its first row */
             for (int q = 0; q < r && !seen; q++) seen = !strcmp(mach.rows[q][cth], mach.rows[r][cth]);
             if (seen) continue;

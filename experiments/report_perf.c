@@ -48,14 +48,15 @@ static void bench_machine(sbuf *b, const char *dir)
     const bool rounds = csv_col(&mc, "round") >= 0;
     rp_put(b, "%s| threads | SGEMM 1024³ GFLOP/s | register-only FMA peak GFLOP/s | SGEMM / peak |\n%s|---|---|---|---|\n",
            rounds ? "| round " : "", rounds ? "|---" : "");
+    bool over = false; /* a fraction above 1 */
     for (int r = 0; r < mc.nrow; r++) {
+        const double fr = rp_num(&mc, r, "sgemm_fraction_of_fma");
+        over |= fr > 1.0;
         if (rounds) rp_put(b, "| %s ", rp_cell(&mc, r, "round"));
         rp_put(b, "| %s | %.1f | %.1f | %.1f%% |\n", rp_cell(&mc, r, "threads"), rp_num(&mc, r, "sgemm_gflops"),
-               rp_num(&mc, r, "fma_gflops"), 100 * rp_num(&mc, r, "sgemm_fraction_of_fma"));
+               rp_num(&mc, r, "fma_gflops"), 100 * fr);
     }
     if (rounds) rp_put(b, "\nThe SGEMM target takes, per thread count, the median of these rounds' fractions.\n");
-    bool over = false;
-    for (int r = 0; r < mc.nrow; r++) over |= rp_num(&mc, r, "sgemm_fraction_of_fma") > 1.0;
     if (over)
         rp_put(b, "A fraction above 100%% cannot be the machine's: the FMA loop (5 timings of about 60 ms, their median kept) "
                   "was slowed by something else in that round.\n");

@@ -248,14 +248,14 @@ RL_TEST(layer, adamw_first_steps)
     cr_assert_eq(rl_adamw_new(&o, 2, 0.0f, 0.0f), RL_EINVAL);
 }
 
-/* One step of a RandLora layer (r = 4, alpha 8) on the very_sparse bases b,
+/* One step of a RandLora layer (rank r, alpha 8) on the very_sparse bases b,
  * through the ternary kernels or BLAS on the dense bases: y, dx, the
  * gradients (*g, allocated here; their count returned) and, given dw, ΔW. */
-static size_t ternary_step(rl_shared_bases *b, int o, int i, int n, rl_path path, bool dense, const float *W,
+static size_t ternary_step(rl_shared_bases *b, int o, int i, int n, int r, rl_path path, bool dense, const float *W,
                            const float *x, const float *dy, float *y, float *dx, float **g, float *dw)
 {
     rl_adapter_config cfg = rl_adapter_config_default(RL_METHOD_RANDLORA);
-    cfg.r = 4;
+    cfg.r = r;
     cfg.alpha = 8;
     cfg.dense_kernels = dense;
     rl_adapter *a = NULL;
@@ -301,7 +301,7 @@ RL_TEST(layer, ternary_kernels_match_dense_kernels)
                 y[k] = rl_alloc_floats((size_t)n * o);
                 dx[k] = rl_alloc_floats((size_t)n * i);
                 dw[k] = rl_alloc_floats((size_t)o * i);
-                np = ternary_step(b, o, i, n, (rl_path)path, k == 1, W, x, dy, y[k], dx[k], &g[k], dw[k]);
+                np = ternary_step(b, o, i, n, r, (rl_path)path, k == 1, W, x, dy, y[k], dx[k], &g[k], dw[k]);
             }
             cr_assert(rel(y[0], y[1], (size_t)n * o) <= 1e-5, "(%d,%d) path %d output", o, i, path);
             cr_assert(rel(dx[0], dx[1], (size_t)n * i) <= 1e-5, "(%d,%d) path %d dx", o, i, path);
@@ -330,7 +330,7 @@ RL_TEST(layer, ternary_tile_parts_match_dense_kernels)
 {
     static const int shapes[2][2] = {{64, 40}, {40, 64}};
     for (int s = 0; s < 2; s++) {
-        const int o = shapes[s][0], i = shapes[s][1], n = 3 * 128 + 37, r = 4; /* r: as ternary_step */
+        const int o = shapes[s][0], i = shapes[s][1], n = 3 * 128 + 37, r = 4;
         rl_blas_set_threads(2);
         rl_shared_bases *b = NULL;
         cr_assert_eq(rl_shared_bases_new(&b, RL_METHOD_RANDLORA, r, o, i, RL_BASES_VERY_SPARSE, RL_BF16, RL_FMA, 3), RL_OK);
@@ -345,7 +345,7 @@ RL_TEST(layer, ternary_tile_parts_match_dense_kernels)
         for (int k = 0; k < 3; k++) { /* ternary, ternary again, dense */
             y[k] = rl_alloc_floats((size_t)n * o);
             dx[k] = rl_alloc_floats((size_t)n * i);
-            np = ternary_step(b, o, i, n, RL_PATH_FACTORISED, k == 2, W, x, dy, y[k], dx[k], &g[k], NULL);
+            np = ternary_step(b, o, i, n, r, RL_PATH_FACTORISED, k == 2, W, x, dy, y[k], dx[k], &g[k], NULL);
         }
         rl_blas_set_threads(1);
         cr_assert(!memcmp(y[0], y[1], (size_t)n * o * sizeof(float)) && !memcmp(dx[0], dx[1], (size_t)n * i * sizeof(float)) &&

@@ -26,6 +26,8 @@
 /* A plain element-wise loop (no inner loop, no call) whose iterations may
  * also run as vector lanes: `omp parallel for simd`. Per-element operations
  * stay what they are (no sum is reordered), so the results do not change. */
-#define RL_PAR_FOR_SIMD(n) RL_PRAGMA_(omp parallel for simd schedule(static) if ((double)(n) >= RL_PAR_MIN))
+#define RL_PAR_FOR_SIMD_W(n, work) \
+    RL_PRAGMA_(omp parallel for simd schedule(static) if ((double)(n) * (double)(work) >= RL_PAR_MIN))
+#define RL_PAR_FOR_SIMD(n) RL_PAR_FOR_SIMD_W(n, 1)
 
 #endif

@@ -41,7 +41,8 @@ void rl_adamw_step(rl_adamw *o, rl_span s)
     const float c1 = 1.0f - powf(b1, (float)o->t), c2 = 1.0f - powf(b2, (float)o->t);
     const float decay = 1.0f - o->lr * o->weight_decay, step = o->lr / c1, rc2 = 1.0f / sqrtf(c2);
     float *m_ = o->m, *v_ = o->v;
-    RL_PAR_FOR_W(s.n, 4)
+    /* vector lanes too: IEEE sqrt and division are exact per lane, so the results are those of the scalar loop */
+    RL_PAR_FOR_SIMD_W(s.n, 4)
     for (size_t i = 0; i < s.n; i++) {
         float g = s.g[i];
         float m = m_[i] = b1 * m_[i] + (1.0f - b1) * g;

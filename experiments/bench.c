@@ -17,6 +17,7 @@
 #include "core/rl_tensor.h"
 #include "flags.h"
 #include "io/rl_results.h"
+#include "lockstep.h"
 #include "models/rl_model.h"
 #include "train/rl_optim.h"
 #include "train/rl_train.h"
@@ -47,6 +48,14 @@ rl_status bench_fma_peak(int threads, double *gflops)
     if (cached[threads] <= 0) RL_TRY(rl_cpu_fma_peak(RL_TIER_AVX512, threads, 0.3, &cached[threads]));
     *gflops = cached[threads];
     return RL_OK;
+}
+
+/* The timed calls. Taking turns (--lockstep), the turn that bench_run opened
+ * (the machine's rates, then the set-up) is passed first. */
+static rl_status then_time(void (*fn)(void *ctx), void *ctx, const bench_config *c, bench_result *out)
+{
+    if (c->opts.turn) RL_TRY(c->opts.turn->pass(c->opts.turn->ctx, false));
+    return rl_bench_run(fn, ctx, &c->opts, &out->time);
 }
 
 /* Everything one step touches, allocated before timing. */
@@ -266,7 +275,7 @@ static rl_status bench_vit(const bench_config *c, bench_result *out)
         rl_mt_seed(&g, 7);
         for (size_t i = 0; i < (size_t)c->tokens * in; i++) v.x[i] = rl_mt_uniform01(&g);
         for (int i = 0; i < c->tokens; i++) v.y[i] = (int)(rl_mt_next(&g) % 5u);
-        st = rl_bench_run(vit_step, &v, &c->opts, &out->time);
+        st = then_time(vit_step, &v, c, out);
         out->params = rl_model_trainable_count(m);
         snprintf(out->chosen, sizeof out->chosen, "%s", c->method == RL_METHOD_FULL ? "direct" : "auto");
         out->first_ms = out->inner_ms = NAN;
@@ -307,8 +316,7 @@ static rl_status bench_merge(const bench_config *c, bench_result *out)
         rl_mt_seed(&g, 5);
         rl_mt_fill_normal(&g, rl_adapter_span(a).p, rl_adapter_param_count(a), 0.01f);
         merge_ctx m = {a, W};
-        rl_bench_opts o = c->opts;
-        st = rl_bench_run(merge_call, &m, &o, &out->time);
+        st = then_time(merge_call, &m, c, out);
         out->params = rl_adapter_param_count(a);
         snprintf(out->chosen, sizeof out->chosen, "merge");
         double K = c->method == RL_METHOD_RANDLORA ? (double)c->r * rl_adapter_n_bases(a) : (double)c->r;
@@ -336,6 +344,11 @@ rl_status bench_run(const bench_config *c, bench_result *out)
                        "take the factors; --path auto gives it ΔW for forward and dx)");
     if (c->model == BENCH_VIT && (c->merge || c->layers != 1))
         return rl_fail(RL_EINVAL, "bench: --model vit times a whole model step (no --merge, --layers)");
+    /* Taking turns (--lockstep), the machine's rates and the set-up take a
+       turn of their own, so that neither overlaps the partner's steps. */
+    const rl_turn *turn = c->opts.turn;
+    double partner_cpu;
+    if (turn) RL_TRY(turn->wait(turn->ctx, &partner_cpu));
     RL_TRY(bench_sgemm_rate(c->threads, &out->sgemm_gflops));
     RL_TRY(bench_fma_peak(c->threads, &out->fma_gflops));
     rl_blas_set_threads(c->threads);
@@ -355,7 +368,7 @@ rl_status bench_run(const bench_config *c, bench_result *out)
     }
     step_ctx s;
     st = ctx_new(&s, c);
-    if (st == RL_OK) st = rl_bench_run(step, &s, &c->opts, &out->time);
+    if (st == RL_OK) st = then_time(step, &s, c, out);
     if (st == RL_OK) {
         double flops = 0;
         for (int k = 0; k < s.L; k++) {
@@ -414,6 +427,8 @@ static void usage(FILE *out)
             "                      [--path auto|factorised|materialised] [--layers L] [--dx] [--alpha A]\n"
             "                      [--model layer|vit] [--min-reps N] [--max-reps N] [--seconds S]\n"
             "                      [--merge] [--csv] [--max-memory BYTES]\n"
+            "                      [--lockstep first|second --lockstep-in FIFO --lockstep-out FIFO\n"
+            "                       [--lockstep-calls K] [--lockstep-warmup W] [--lockstep-settle MS]]\n"
             "       randlora bench --machine [--threads N] [--csv]\n"
             "       randlora bench --targets DIR\n"
             "  Times one training step (forward, backward, AdamW) of one adapted linear layer\n"
@@ -427,6 +442,12 @@ static void usage(FILE *out)
             "  SGEMM rate (1024^3) and register-only FMA peak at N threads.\n"
             "  --targets DIR: the performance targets from the rounds `make bench` wrote into DIR\n"
             "  (compare_c.csv, compare_pytorch.csv, machine.csv): DIR/compare.csv, DIR/targets.csv.\n"
+            "  --lockstep: take turns with another process (experiments/lockstep.h: this tool or\n"
+            "  experiments/reference/peft_bench.py, given the same two FIFOs the other way round),\n"
+            "  so that both are timed on the same stretch of a drifting machine. A turn: W\n"
+            "  untimed steps (default 1: caches and clocks settle), then K timed (default 5);\n"
+            "  each side first sleeps --lockstep-settle ms (default 20) on getting its turn, so\n"
+            "  that the other's idle OpenMP threads have stopped spinning.\n"
             FLAG_MAX_MEMORY_USAGE);
 }
 
@@ -516,6 +537,11 @@ int cmd_bench(int argc, char **argv)
 {
     bench_config c = bench_defaults();
     bool csv = false, mach = false;
+    int role = -1; /* --lockstep: 0 first, 1 second */
+    c.opts.turn_calls = 5;
+    c.opts.turn_warmup = 1;
+    const char *fifo_in = NULL, *fifo_out = NULL;
+    double settle_ms = 20.0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -549,6 +575,14 @@ int cmd_bench(int argc, char **argv)
         else if (strcmp(a, "--alpha") == 0) ok = flag_positive(BENCH_CMD, a, v, INFINITY, &c.alpha);
         else if (strcmp(a, "--max-memory") == 0) ok = flag_max_memory(BENCH_CMD, v);
         else if (strcmp(a, "--seconds") == 0) ok = flag_positive(BENCH_CMD, a, v, 86400.0, &c.opts.min_seconds);
+        else if (strcmp(a, "--lockstep") == 0) {
+            static const char *const roles[2] = {"first", "second"};
+            ok = flag_choice(BENCH_CMD, a, v, roles, 2, &role);
+        } else if (strcmp(a, "--lockstep-in") == 0) fifo_in = v;
+        else if (strcmp(a, "--lockstep-out") == 0) fifo_out = v;
+        else if (strcmp(a, "--lockstep-settle") == 0) ok = flag_double(BENCH_CMD, a, v, 0.0, 1000.0, &settle_ms);
+        else if (strcmp(a, "--lockstep-calls") == 0) ok = flag_int(BENCH_CMD, a, v, 1, 1 << 20, &c.opts.turn_calls);
+        else if (strcmp(a, "--lockstep-warmup") == 0) ok = flag_int(BENCH_CMD, a, v, 0, 1 << 20, &c.opts.turn_warmup);
         else {
             fprintf(stderr, "randlora bench: unknown flag '%s'\n", a);
             usage(stderr);
@@ -557,10 +591,24 @@ int cmd_bench(int argc, char **argv)
         if (!ok) return 2;
     }
     if (c.opts.max_reps < c.opts.min_reps) c.opts.max_reps = c.opts.min_reps;
+    if ((role >= 0) != (fifo_in != NULL) || (role >= 0) != (fifo_out != NULL)) {
+        fprintf(stderr, "randlora bench: --lockstep, --lockstep-in and --lockstep-out go together\n");
+        return 2;
+    }
+    if (role >= 0 && (mach || c.merge)) {
+        fprintf(stderr, "randlora bench: --lockstep times training steps (not --machine or --merge)\n");
+        return 2;
+    }
     if (mach) return machine(c.threads, csv);
+    lockstep ls;
+    if (role >= 0) {
+        lockstep_init(&ls, role == 0, fifo_in, fifo_out, settle_ms / 1e3);
+        c.opts.turn = &ls.turn;
+    }
     bench_result r;
     rl_status st = bench_budget(&c);
     if (st == RL_OK) st = bench_run(&c, &r);
+    if (role >= 0) lockstep_close(&ls);
     if (st != RL_OK) {
         fprintf(stderr, "randlora bench: %s\n", rl_errmsg());
         return cmd_exit_code(st); /* 2: bad flags or over the budget; 3: out of memory */

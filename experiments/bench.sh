@@ -6,17 +6,28 @@
 #   R=build/randlora OUT=results/bench ROUNDS=3 PEFT_SRC=/path/to/peft \
 #   OPENBLAS_DIR=/usr/lib/x86_64-linux-gnu/openblas-openmp bash experiments/bench.sh
 #
-# Each round runs every configuration once on each side, C and PyTorch back to
-# back (which goes first alternates with the round), so both see the same
-# machine; figures are medians over rounds (bench_targets.c). Before each round
-# the script waits (at most QUIET_WAIT seconds) until other processes use less
-# than 5% of the machine; every row records the CPU share other processes took
-# while it was timed (foreign_cpu), and a pair disturbed beyond 5% is measured
-# again after waiting (RETRIES tries; the last is kept and its share shows).
+# Each round runs every configuration once on each side, C and PyTorch taking
+# turns (--lockstep, experiments/lockstep.h): a turn is one untimed step and
+# TURN timed ones (default 5), STEPS timed steps a side (default 30), and which
+# side starts alternates with the round. Both are thus timed on the same
+# stretch of the machine, whose speed on this VM moves 10-20% between runs
+# minutes apart. A one-thread pair runs both sides on one CPU (taskset; CPU
+# (round-1) mod nproc, so that the rounds visit every CPU): the two vCPUs here
+# have run at different speeds (1024^3 SGEMM 153-170 against 187-193 GFLOP/s
+# within a minute), and a side's figure followed the CPU the scheduler gave it.
+# Figures are medians over rounds (bench_targets.c). The stack's thread scaling
+# comes from a pair of its own: the stack at 1 thread (pinned as above) taking
+# turns with the stack at 2 (compare_scaling.csv). Before each round the script
+# waits (at most QUIET_WAIT seconds) until other processes use less than 5% of
+# the machine; every row records the CPU share other processes (not the
+# partner) took while it was timed (foreign_cpu), and a pair disturbed beyond
+# 5% is measured again after waiting (RETRIES tries; the last is kept and its
+# share shows).
 #
 # Configurations (768x768, r = 32 for the layer and stack):
 #   layer  lora, vera, randlora x tokens 4096, 1024 x dx no/yes x threads 1, 2
 #   stack  4 layers, 4096 tokens, every method, threads 1, 2 (per-layer split in C)
+#   scale  the same stack, C at 1 thread taking turns with C at 2
 #   vit    whole ViT step, batch 128, each method at PEFT's default r (lora 8,
 #          vera 256, randlora 32), threads 1, 2; each run in its own process, so
 #          peak RSS (VmHWM) is per method
@@ -57,8 +68,9 @@ else echo "bench.sh: python3-torch not installed: the PyTorch side is skipped"; 
 
 # ---- the grid: kind method tokens dx threads r ----
 # SMOKE=1: the same grid on tiny inputs and 2 timed steps (checks the plumbing; no target means anything)
-T1=4096 T2=1024 BATCH=128 REPS=""
-if [ "${SMOKE:-0}" = 1 ]; then T1=256 T2=64 BATCH=8 REPS="--min-reps 2 --max-reps 2 --seconds 0.01"; fi
+T1=4096 T2=1024 BATCH=128 NREPS=${STEPS:-30} TURN=${TURN:-5}
+if [ "${SMOKE:-0}" = 1 ]; then T1=256 T2=64 BATCH=8 NREPS=2 TURN=1; fi
+REPS="--min-reps $NREPS --max-reps $NREPS --seconds 0.001 --lockstep-calls $TURN --lockstep-warmup 1"
 # A configuration's 1- and 2-thread runs are adjacent, so that a thread
 # scaling (stack 1T/2T) compares runs minutes apart at most, not half a round.
 configs=()
@@ -67,13 +79,13 @@ for m in randlora lora vera; do
         for dx in 0 1; do for th in 1 2; do configs+=("layer $m $tok $dx $th 32"); done; done
     done
 done
-for m in randlora lora vera; do for th in 1 2; do configs+=("stack $m $T1 1 $th 32"); done; done
+for m in randlora lora vera; do for th in 1 2; do configs+=("stack $m $T1 1 $th 32"); done; configs+=("scale $m $T1 1 - 32"); done
 for th in 1 2; do configs+=("vit randlora $BATCH 1 $th 32" "vit lora $BATCH 1 $th 8" "vit vera $BATCH 1 $th 256"); done
 
 c_cmd() { # kind method tokens dx threads r
     case $1 in
     layer) echo "$R bench --csv --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 $REPS $([ "$4" = 1 ] && echo --dx)" ;;
-    stack) echo "$R bench --csv --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 --layers 4 $REPS" ;;
+    stack|scale) echo "$R bench --csv --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 --layers 4 $REPS" ;;
     vit) echo "$R bench --csv --model vit --method $2 --r $6 --tokens $3 --threads $5 $REPS" ;;
     esac
 }
@@ -82,6 +94,28 @@ py_cmd() {
     [ -n "$PEFT_SRC" ] && src="--peft-src $PEFT_SRC"
     if [ -z "$PEFT_SRC" ] && { [ "$1" != layer ] || [ "$2" = vera ]; }; then return 1; fi
     echo "$PY $REF $src --csv --kind $1 --method $2 --r $6 --out 768 --in 768 --tokens $3 --threads $5 --layers 4 $REPS $([ "$4" = 1 ] && [ "$1" = layer ] && echo --dx)"
+}
+
+# ---- two processes taking turns ----
+mkfifo "$tmp/turn_ab" "$tmp/turn_ba"
+have_taskset=0
+command -v taskset >/dev/null && have_taskset=1 || echo "bench.sh: no taskset: one-thread pairs are not pinned to one CPU"
+# pin THREADS ROUND: the prefix that puts a one-thread side on the round's CPU
+pin() { if [ "$1" = 1 ] && [ "$have_taskset" = 1 ]; then echo "taskset -c $(( ($2 - 1) % $(nproc) ))"; fi; }
+# lockstep FIRST_OUT SECOND_OUT FIRST_CMD SECOND_CMD (each a string; run by word splitting):
+# both in turns; their stdout to the files. A side that fails stops the other; exit 1.
+lockstep() {
+    local a_out=$1 b_out=$2 a_cmd=$3 b_cmd=$4 pa rb=0 ra=0
+    $a_cmd --lockstep first --lockstep-in "$tmp/turn_ba" --lockstep-out "$tmp/turn_ab" > "$a_out" 2> "$tmp/a.err" &
+    pa=$!
+    $b_cmd --lockstep second --lockstep-in "$tmp/turn_ab" --lockstep-out "$tmp/turn_ba" > "$b_out" 2> "$tmp/b.err" || rb=$?
+    if [ "$rb" != 0 ]; then kill "$pa" 2>/dev/null || true; fi
+    wait "$pa" || ra=$?
+    if [ "$ra" != 0 ] || [ "$rb" != 0 ]; then
+        echo "bench.sh: a lockstep pair failed (rc $ra / $rb):"; echo "  $a_cmd"; echo "  $b_cmd"
+        cat "$tmp/a.err" "$tmp/b.err"
+        exit 1
+    fi
 }
 
 # other processes' share of the machine over 2 s (0..1)
@@ -122,33 +156,51 @@ py_env=(env "OPENBLAS_CORETYPE=$core" MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRI
 [ -n "$OPENBLAS_DIR" ] && [ -d "$OPENBLAS_DIR" ] && py_env+=("LD_LIBRARY_PATH=$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 
 c_head=""; py_head=""
-: > "$tmp/c.csv"; : > "$tmp/py.csv"
+: > "$tmp/c.csv"; : > "$tmp/py.csv"; : > "$tmp/scale.csv"
 # One configuration, both sides back to back; a pair during which other
 # processes took more than 5% of the machine (foreign_cpu) is measured again
 # after waiting for quiet, up to RETRIES times (the last try is kept either way).
 run_pair() { # round kind method tokens dx threads r
-    local round=$1 try cr pr cf pf side out cmd
+    local round=$1 try cr pr cf pf cmd c_run py_run
     shift
     for ((try = 1; try <= RETRIES; try++)); do
         cr="" pr="" cf=0 pf=0
-        for side in $( ((round % 2)) && echo "c py" || echo "py c"); do
-            if [ "$side" = c ]; then
-                out=$($(c_cmd "$@"))
-                [ -n "$c_head" ] || c_head="round,kind,$(head -n 1 <<<"$out")"
-                cr="$round,$1,$(tail -n 1 <<<"$out")"
-                cf=$(awk -F, '{ print $NF }' <<<"$cr")
-            elif [ "$have_torch" = 1 ] && cmd=$(py_cmd "$@"); then
-                out=$("${py_env[@]}" $cmd)
-                if [ "$(head -n 1 <<<"$out" | cut -c1-5)" != "impl," ]; then echo "$out"; exit 1; fi
-                [ -n "$py_head" ] || py_head="round,$(head -n 1 <<<"$out")"
-                pr="$round,$(tail -n 1 <<<"$out")"
-                pf=$(tail -n 1 <<<"$out" | cut -d, -f16)
+        if [ "$1" = scale ]; then # the stack at 1 thread against itself at 2
+            local one two
+            one="$(pin 1 "$round") $(c_cmd stack "$2" "$3" "$4" 1 "$6")"
+            two="$(c_cmd stack "$2" "$3" "$4" 2 "$6")"
+            if ((round % 2)); then lockstep "$tmp/c1.out" "$tmp/c2.out" "$one" "$two"
+            else lockstep "$tmp/c2.out" "$tmp/c1.out" "$two" "$one"; fi
+            [ -n "$c_head" ] || c_head="round,kind,$(head -n 1 "$tmp/c1.out")"
+            cr="$round,scale,$(tail -n 1 "$tmp/c1.out")"
+            pr="$round,scale,$(tail -n 1 "$tmp/c2.out")"
+            cf=$(awk -F, '{ print $NF }' <<<"$cr"); pf=$(awk -F, '{ print $NF }' <<<"$pr")
+        else
+            c_run="$(pin "$5" "$round") $(c_cmd "$@")"
+            if [ "$have_torch" = 1 ] && cmd=$(py_cmd "$@"); then
+                py_run="$(pin "$5" "$round") ${py_env[*]} $cmd"
+                if ((round % 2)); then lockstep "$tmp/c.out" "$tmp/py.out" "$c_run" "$py_run"
+                else lockstep "$tmp/py.out" "$tmp/c.out" "$py_run" "$c_run"; fi
+                if [ "$(head -n 1 "$tmp/py.out" | cut -c1-5)" != "impl," ]; then cat "$tmp/py.out"; exit 1; fi
+                [ -n "$py_head" ] || py_head="round,$(head -n 1 "$tmp/py.out")"
+                pr="$round,$(tail -n 1 "$tmp/py.out")"
+                pf=$(tail -n 1 "$tmp/py.out" | cut -d, -f16)
+            else # no PyTorch for this one: the C side alone
+                $c_run > "$tmp/c.out"
             fi
-        done
+            [ -n "$c_head" ] || c_head="round,kind,$(head -n 1 "$tmp/c.out")"
+            cr="$round,$1,$(tail -n 1 "$tmp/c.out")"
+            cf=$(awk -F, '{ print $NF }' <<<"$cr")
+        fi
         if awk -v a="$cf" -v b="$pf" 'BEGIN { exit !(a <= 0.05 && b <= 0.05) }' || [ "$try" = "$RETRIES" ]; then break; fi
         echo "  disturbed (others took $cf / $pf of the machine): $* again"
         wait_quiet
     done
+    if [ "$1" = scale ]; then
+        printf '%s\n%s\n' "$cr" "$pr" >> "$tmp/scale.csv"
+        echo "  1T $cr" | cut -c1-160; echo "  2T $pr" | cut -c1-160
+        return
+    fi
     echo "$cr" >> "$tmp/c.csv"
     echo "  c $cr" | cut -c1-160
     if [ -n "$pr" ]; then echo "$pr" >> "$tmp/py.csv"; echo "  py $pr" | cut -c1-160; fi
@@ -164,6 +216,7 @@ done
 { echo "$c_head"; cat "$tmp/c.csv"; } > "$tmp/compare_c.csv"
 mv "$tmp/machine.csv" "$OUT/machine.csv.tmp" && mv "$OUT/machine.csv.tmp" "$OUT/machine.csv"
 mv "$tmp/compare_c.csv" "$OUT/compare_c.csv.tmp" && mv "$OUT/compare_c.csv.tmp" "$OUT/compare_c.csv"
+{ echo "$c_head"; cat "$tmp/scale.csv"; } > "$OUT/compare_scaling.csv.tmp" && mv "$OUT/compare_scaling.csv.tmp" "$OUT/compare_scaling.csv"
 if [ -n "$py_head" ]; then
     { echo "$py_head"; cat "$tmp/py.csv"; } > "$OUT/compare_pytorch.csv.tmp" && mv "$OUT/compare_pytorch.csv.tmp" "$OUT/compare_pytorch.csv"
 else

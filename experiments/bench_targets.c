@@ -8,6 +8,9 @@
  *   compare_pytorch.csv   round + peft_bench.py's header: the PyTorch reference
  *                         (impl = peft: PEFT's own layers; transcription: the
  *                         fallback, not PEFT), absent without python3-torch
+ *   compare_scaling.csv   round,kind + bench_csv_header(), kind "scale": the 4-layer
+ *                         stack at 1 thread and at 2, taking turns (two rows a round);
+ *                         when absent, the stack rows of compare_c.csv serve
  * A configuration is (kind, method, tokens, dx, threads); each side's figure
  * is the median over rounds of the per-round medians, so the two sides of a
  * comparison were measured interleaved, round by round.
@@ -243,8 +246,13 @@ int bench_targets(const char *dir)
     bool have_py = csv_read(p, &py) == RL_OK;
     snprintf(p, sizeof p, "%s/machine.csv", dir);
     bool have_mach = csv_read(p, &mach) == RL_OK;
-    cmp_set s;
+    csv_table scale;
+    memset(&scale, 0, sizeof scale);
+    snprintf(p, sizeof p, "%s/compare_scaling.csv", dir);
+    bool have_scale = csv_read(p, &scale) == RL_OK;
+    cmp_set s, scs = {0};
     build(&s, &c, have_py ? &py : NULL);
+    if (have_scale) build(&scs, &scale, NULL);
 
     /* compare.csv */
     rl_atomic_file af;
@@ -320,14 +328,18 @@ int bench_targets(const char *dir)
                          dx && lim > 1.5 ? " (threshold 1.50/1.47 of the floor)" : "");
                 target(&o, "randlora_over_lora", cond, q, thr, q <= lim, true, det);
             }
-        /* 4. a 4-layer stack scales with threads */
+        /* 4. a 4-layer stack scales with threads: from the pairs that took
+         * turns (compare_scaling.csv), else from the stack rows of the C side */
         static const char *const ms[3] = {"lora", "vera", "randlora"};
+        cmp_set *sc = have_scale ? &scs : &s;
+        const csv_table *sct = have_scale ? &scale : &c;
+        const char *sk = have_scale ? "scale" : "stack";
         for (int m = 0; m < 3; m++) {
             cmp_row *a = NULL, *b = NULL;
-            for (int i = 0; i < s.n && !a; i++)
-                if (!strcmp(s.r[i].k.kind, "stack") && !strcmp(s.r[i].k.method, ms[m]) && s.r[i].k.threads == 1)
-                    a = &s.r[i];
-            if (a) b = find(&s, "stack", ms[m], a->k.tokens, a->k.dx, 2);
+            for (int i = 0; i < sc->n && !a; i++)
+                if (!strcmp(sc->r[i].k.kind, sk) && !strcmp(sc->r[i].k.method, ms[m]) && sc->r[i].k.threads == 1)
+                    a = &sc->r[i];
+            if (a) b = find(sc, sk, ms[m], a->k.tokens, a->k.dx, 2);
             snprintf(cond, sizeof cond, "stack %s 1T/2T", ms[m]);
             if (!a || !b) {
                 target(&o, "stack_thread_scaling", cond, NAN, ">=1.85", false, false, "not run");
@@ -337,12 +349,13 @@ int bench_targets(const char *dir)
              * rounds' own ratios (1T and 2T run side by side) show its spread */
             rl_summary pr;
             char per[128] = "";
-            if (paired_ratio(&c, &a->k, &c, &b->k, "median_ms", &pr) && pr.n > 1)
+            if (paired_ratio(sct, &a->k, sct, &b->k, "median_ms", &pr) && pr.n > 1)
                 snprintf(per, sizeof per, "; round by round 1T/2T %.2f-%.2f (median %.2f; %d rounds)", pr.min, pr.max,
                          pr.median, pr.n);
             snprintf(det, sizeof det,
-                     "%d tokens: %.2f ms at 1 thread; %.2f ms at 2 (per layer at 2: first %.2f; inner %.2f ms)%s",
-                     a->k.tokens, a->c_ms, b->c_ms, b->first_ms, b->inner_ms, per);
+                     "%d tokens: %.2f ms at 1 thread; %.2f ms at 2 (per layer at 2: first %.2f; inner %.2f ms)%s%s",
+                     a->k.tokens, a->c_ms, b->c_ms, b->first_ms, b->inner_ms, per,
+                     have_scale ? "; 1T and 2T taking turns, 1T on one CPU" : "; separate runs");
             target(&o, "stack_thread_scaling", cond, a->c_ms / b->c_ms, ">=1.85", a->c_ms / b->c_ms >= 1.85, true, det);
         }
         /* 5. SGEMM against the FMA peak: per thread count, the median over the
@@ -415,8 +428,10 @@ int bench_targets(const char *dir)
         st = rl_atomic_commit(&af);
     }
     free(s.r);
+    free(scs.r);
     csv_free(&c);
     if (have_py) csv_free(&py);
+    if (have_scale) csv_free(&scale);
     if (have_mach) csv_free(&mach);
     if (st != RL_OK) {
         fprintf(stderr, "randlora bench --targets: %s\n", rl_errmsg());

@@ -42,9 +42,12 @@ this process's own), as the C harness reports it.
 """
 
 import argparse
+import errno
 import importlib.util
 import math
 import os
+import select
+import struct
 import sys
 import time
 
@@ -278,22 +281,131 @@ def check_peft_layers(model, kind):
 # timing (the C harness's rule: 2 warm-up steps, then >= min_reps steps and >= seconds)
 # --------------------------------------------------------------------------------------------
 
-def time_steps(step, warmup=2, min_reps=7, max_reps=50, seconds=0.5):
+class Lockstep:
+    """Taking turns with another process over two FIFOs: the protocol of the C
+    side (experiments/lockstep.h). A token is 12 bytes, a native double (the
+    sender's process CPU seconds) and an int32 (1: the sender is done). The
+    second process opens with "ready"; on receiving the turn a process sleeps
+    `settle` seconds (the partner's idle OpenMP threads stop spinning). After
+    its last turn a process waits for the partner's last (a token that says
+    done); the one still running takes its remaining turns without waiting."""
+
+    TOKEN = struct.Struct("=di")
+
+    def __init__(self, first, fifo_in, fifo_out, settle, timeout=600.0):
+        self.first, self.fifo_in, self.fifo_out = first, fifo_in, fifo_out
+        self.settle, self.timeout = settle, timeout
+        self.fd_in = self.fd_out = None
+        self.ready_sent = self.partner_done = self.done = False
+
+    def _open(self):
+        self.fd_in = os.open(self.fifo_in, os.O_RDONLY | os.O_NONBLOCK)
+        until = time.monotonic() + self.timeout
+        while True:
+            try:
+                self.fd_out = os.open(self.fifo_out, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise SystemExit("peft_bench: lockstep: cannot open %s for writing: %s" % (self.fifo_out, e))
+                if time.monotonic() > until:
+                    raise SystemExit("peft_bench: lockstep: no partner opened %s within %.0f s"
+                                     % (self.fifo_out, self.timeout))
+                time.sleep(0.01)
+        os.set_blocking(self.fd_in, True)
+        os.set_blocking(self.fd_out, True)
+
+    def _send(self, done):
+        os.write(self.fd_out, self.TOKEN.pack(time.process_time(), 1 if done else 0))
+
+    def _read(self):
+        """A token, or None at the end of the FIFO."""
+        buf = b""
+        while len(buf) < self.TOKEN.size:
+            r, _, _ = select.select([self.fd_in], [], [], self.timeout)
+            if not r:
+                raise SystemExit("peft_bench: lockstep: no turn came on %s within %.0f s" % (self.fifo_in, self.timeout))
+            chunk = os.read(self.fd_in, self.TOKEN.size - len(buf))
+            if not chunk:
+                if buf:
+                    raise SystemExit("peft_bench: lockstep: %s ended inside a token" % self.fifo_in)
+                return None
+            buf += chunk
+        return self.TOKEN.unpack(buf)
+
+    def wait(self):
+        """Block until it is our turn; the partner's CPU seconds so far (None if it is done)."""
+        if self.fd_in is None:
+            self._open()
+        if not self.first and not self.ready_sent:
+            self._send(False)
+            self.ready_sent = True
+        if self.partner_done:
+            return None
+        tok = self._read()
+        if tok is None:
+            raise SystemExit("peft_bench: lockstep: the partner closed %s before it was done" % self.fifo_in)
+        cpu, done = tok
+        self.partner_done = bool(done)
+        time.sleep(self.settle)
+        return cpu
+
+    def pass_turn(self, last):
+        self.done = last
+        if self.partner_done:  # the partner waits only for our last turn
+            if last:
+                self._send(True)
+            return
+        self._send(last)
+        if last:  # wait for the partner's last turn: neither exits while the other is timing
+            tok = self._read()
+            if tok is None:
+                raise SystemExit("peft_bench: lockstep: the partner closed %s before it was done" % self.fifo_in)
+            if not tok[1]:
+                raise SystemExit("peft_bench: lockstep: a turn came on %s after our last" % self.fifo_in)
+            self.partner_done = True
+
+
+def time_steps(step, warmup=2, min_reps=7, max_reps=50, seconds=0.5, turn=None, turn_calls=5, turn_warmup=1):
+    """Time step() as rl_bench_run does; with turn (a Lockstep), in turns: the
+    warm-up, then turn_warmup untimed calls and up to turn_calls timed ones."""
     sys.path.insert(0, HERE)
     from peft_step import quantile  # GSL's linear-interpolation quantile, as the C side
 
+    pcpu = pcpu0 = 0.0
+    if turn and warmup > 0:
+        c = turn.wait()
+        pcpu = c if c is not None else pcpu
     for _ in range(warmup):
         step()
+    if turn and warmup > 0:
+        turn.pass_turn(False)
     ts = []
-    start, cpu0, busy0 = time.perf_counter(), time.process_time(), busy_seconds()
-    while len(ts) < max_reps and (len(ts) < min_reps or time.perf_counter() - start < seconds):
+    in_turn, last = 0, False
+    start = cpu0 = busy0 = None
+    while not last:
+        if turn and in_turn == 0:
+            c = turn.wait()
+            pcpu = c if c is not None else pcpu
+            for _ in range(turn_warmup):
+                step()
+        if not ts:
+            start, cpu0, busy0 = time.perf_counter(), time.process_time(), busy_seconds()
+            pcpu0 = pcpu
         t0 = time.perf_counter()
         step()
-        ts.append(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        ts.append(t1 - t0)
+        last = len(ts) >= max_reps or (len(ts) >= min_reps and t1 - start >= seconds)
+        if turn:
+            in_turn += 1
+            if in_turn == turn_calls or last:
+                turn.pass_turn(last)
+                in_turn = 0
     wall, cpu, busy1 = time.perf_counter() - start, time.process_time() - cpu0, busy_seconds()
     foreign = float("nan")
     if busy0 is not None and busy1 is not None and wall > 0:
-        foreign = max(0.0, (busy1 - busy0 - cpu) / (wall * os.cpu_count()))
+        foreign = max(0.0, (busy1 - busy0 - cpu - (pcpu - pcpu0)) / (wall * os.cpu_count()))
     ts.sort()
     return {"median_ms": 1e3 * quantile(ts, 0.5), "p25_ms": 1e3 * quantile(ts, 0.25),
             "p75_ms": 1e3 * quantile(ts, 0.75), "reps": len(ts), "foreign_cpu": foreign}
@@ -340,7 +452,15 @@ def run(a):
             if need_dx:
                 x.grad = None
 
-    res = time_steps(step, min_reps=a.min_reps, max_reps=a.max_reps, seconds=a.seconds)
+    turn = None
+    if a.lockstep:
+        # the C side's first turn measures the machine and sets up; ours is empty, so
+        # that the two take the same number of turns
+        turn = Lockstep(a.lockstep == "first", a.lockstep_in, a.lockstep_out, a.lockstep_settle / 1e3)
+        turn.wait()
+        turn.pass_turn(False)
+    res = time_steps(step, min_reps=a.min_reps, max_reps=a.max_reps, seconds=a.seconds, turn=turn,
+                     turn_calls=a.lockstep_calls, turn_warmup=a.lockstep_warmup)
     layers = a.layers if a.kind == "stack" else (VIT["blocks"] if a.kind == "vit" else 1)
     dims = (VIT["dim"], VIT["dim"]) if a.kind == "vit" else (a.out, a.inp)
     dx = 1 if (a.kind != "layer" or need_dx) else 0  # a stack's and a model's inner layers compute dx
@@ -376,7 +496,18 @@ def parse_args(argv):
     p.add_argument("--max-reps", type=int, default=50)
     p.add_argument("--seconds", type=float, default=0.5)
     p.add_argument("--csv", action="store_true")
+    p.add_argument("--lockstep", choices=("first", "second"),
+                   help="take turns with `randlora bench --lockstep` (experiments/lockstep.h)")
+    p.add_argument("--lockstep-in", help="FIFO the partner's turns arrive on")
+    p.add_argument("--lockstep-out", help="FIFO our turns leave on")
+    p.add_argument("--lockstep-calls", type=int, default=5, help="timed steps per turn")
+    p.add_argument("--lockstep-warmup", type=int, default=1, help="untimed steps opening each turn")
+    p.add_argument("--lockstep-settle", type=float, default=20.0, help="ms slept on getting the turn")
     a = p.parse_args(argv)
+    if bool(a.lockstep) != bool(a.lockstep_in) or bool(a.lockstep) != bool(a.lockstep_out):
+        p.error("--lockstep, --lockstep-in and --lockstep-out go together")
+    if a.lockstep_calls < 1 or a.lockstep_warmup < 0 or a.lockstep_settle < 0:
+        p.error("--lockstep-calls must be positive, --lockstep-warmup and --lockstep-settle not negative")
     for name in ("r", "out", "inp", "tokens", "layers", "threads", "min_reps", "max_reps"):
         if getattr(a, name) < 1:
             p.error("--%s must be positive" % {"inp": "in"}.get(name, name).replace("_", "-"))

@@ -54,7 +54,7 @@ rl_status rl_stats_summarise(const double *x, int n, rl_summary *out)
 
 rl_bench_opts rl_bench_defaults(void)
 {
-    return (rl_bench_opts){.warmup = 2, .min_reps = 7, .max_reps = 50, .min_seconds = 0.5};
+    return (rl_bench_opts){.warmup = 2, .min_reps = 7, .max_reps = 50, .min_seconds = 0.5, .turn_calls = 1};
 }
 
 rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *opts,
@@ -64,22 +64,55 @@ rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *op
     if (o.min_reps < 1 || o.max_reps < o.min_reps || o.warmup < 0)
         return rl_fail(RL_EINVAL, "bench: bad repetition counts (warmup %d, min %d, max %d)", o.warmup,
                        o.min_reps, o.max_reps);
+    const rl_turn *turn = o.turn;
+    if (turn && (!turn->wait || !turn->pass || o.turn_calls < 1 || o.turn_warmup < 0))
+        return rl_fail(RL_EINVAL, "bench: a turn needs both hooks, >= 1 timed and >= 0 untimed calls (%d, %d)",
+                       o.turn_calls, o.turn_warmup);
     double *t = malloc((size_t)o.max_reps * sizeof *t);
     if (!t) return rl_fail(RL_ENOMEM, "bench: no memory");
-    for (int i = 0; i < o.warmup; i++) fn(ctx);
-    int n = 0;
-    double start = rl_now(), cpu0 = rl_cpu_now(), busy0 = rl_machine_busy_seconds();
-    while (n < o.max_reps && (n < o.min_reps || rl_now() - start < o.min_seconds)) {
+    rl_status st = RL_OK;
+    double pcpu = 0.0, pcpu0 = 0.0; /* the partner's CPU readings (taking turns) */
+    if (turn && o.warmup > 0) st = turn->wait(turn->ctx, &pcpu);
+    for (int i = 0; i < o.warmup && st == RL_OK; i++) fn(ctx);
+    if (turn && o.warmup > 0 && st == RL_OK) st = turn->pass(turn->ctx, false);
+    /* Each call is timed on its own. The window for foreign_cpu runs from the
+       start of the first timed call to the end of the last; taking turns, the
+       partner's turns in between are taken off by its CPU readings (those
+       that came before the first and before the last turn). */
+    int n = 0, in_turn = 0;
+    double start = 0, cpu0 = 0, busy0 = 0;
+    bool last = false;
+    while (st == RL_OK && !last) {
+        if (turn && in_turn == 0) {
+            st = turn->wait(turn->ctx, &pcpu);
+            for (int i = 0; i < o.turn_warmup && st == RL_OK; i++) fn(ctx);
+            if (st != RL_OK) break;
+        }
+        if (n == 0) {
+            start = rl_now(), cpu0 = rl_cpu_now(), busy0 = rl_machine_busy_seconds();
+            pcpu0 = pcpu;
+        }
         double t0 = rl_now();
         fn(ctx);
-        t[n++] = rl_now() - t0;
+        double t1 = rl_now();
+        t[n++] = t1 - t0;
+        last = n >= o.max_reps || (n >= o.min_reps && t1 - start >= o.min_seconds);
+        if (turn && (++in_turn == o.turn_calls || last)) {
+            st = turn->pass(turn->ctx, last);
+            in_turn = 0;
+        }
+    }
+    if (st != RL_OK) {
+        free(t);
+        return st;
     }
     double cpu = rl_cpu_now() - cpu0, wall = rl_now() - start, busy1 = rl_machine_busy_seconds();
+    const double partner = pcpu - pcpu0; /* NAN when the partner gives no readings */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    rl_status st = rl_stats_summarise(t, n, &out->wall);
+    st = rl_stats_summarise(t, n, &out->wall);
     out->cpu_per_call = cpu / n;
-    out->foreign_cpu = busy0 >= 0 && busy1 >= 0 && ncpu > 0 && wall > 0
-                           ? fmax(0.0, (busy1 - busy0 - cpu) / (wall * (double)ncpu))
+    out->foreign_cpu = busy0 >= 0 && busy1 >= 0 && ncpu > 0 && wall > 0 && !isnan(partner)
+                           ? fmax(0.0, (busy1 - busy0 - cpu - partner) / (wall * (double)ncpu))
                            : NAN;
     free(t);
     return st;

@@ -22,6 +22,7 @@
 #ifndef RL_PROBE_H
 #define RL_PROBE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "../core/rl_err.h"
@@ -35,11 +36,27 @@ typedef struct {
 /* Summarise x[0..n) (n >= 1; x is not modified). */
 rl_status rl_stats_summarise(const double *x, int n, rl_summary *out);
 
+/* Taking turns with another process (lockstep timing: two programs timed in
+ * alternate bursts see the same machine; experiments/lockstep.h). A turn is
+ * the warm-up calls, or `turn_warmup` untimed calls then up to `turn_calls`
+ * timed ones. rl_bench_run calls wait before a turn, which returns when it
+ * is this process's and gives the partner's CPU seconds so far (NAN if
+ * unknown), and pass(ctx, last) after it, last true after the final call.
+ * A failing hook ends the run with its status. */
+typedef struct {
+    void *ctx;
+    rl_status (*wait)(void *ctx, double *partner_cpu);
+    rl_status (*pass)(void *ctx, bool last);
+} rl_turn;
+
 typedef struct {
     int warmup;          /* untimed calls first (default 2) */
     int min_reps;        /* at least this many timed calls (default 7: a 98% median CI) */
     int max_reps;        /* at most (default 50) */
     double min_seconds;  /* keep timing until this much time has passed (default 0.5) */
+    const rl_turn *turn; /* NULL (default): run alone */
+    int turn_calls;      /* timed calls per turn (>= 1; taking turns only) */
+    int turn_warmup;     /* untimed calls that open each turn of timed ones (taking turns only) */
 } rl_bench_opts;
 
 rl_bench_opts rl_bench_defaults(void);
@@ -49,7 +66,8 @@ typedef struct {
     double cpu_per_call;   /* CPU seconds per timed call, all threads */
     double foreign_cpu;    /* CPU time other processes used during the timed calls, as a
                               fraction of the machine (all online CPUs x wall time), from
-                              /proc/stat less this process's own; NAN if unreadable */
+                              /proc/stat less this process's own (and, taking turns, less the
+                              partner's); NAN if unreadable */
 } rl_bench_result;
 
 /* Time fn(ctx). fn must not fail (check its inputs before). */

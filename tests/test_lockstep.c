@@ -1,0 +1,157 @@
+/* test_lockstep.c -- two processes timed by turns (experiments/lockstep.h,
+ * rl_bench_run's turn hooks). */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "analysis/rl_probe.h"
+#include "core/rl_clock.h"
+#include "lockstep.h"
+#include "rl_test.h"
+
+TestSuite(lockstep, .init = rl_test_mark);
+
+/* A log both processes append to (shared memory, mapped before fork). */
+enum { LOG_MAX = 256 };
+typedef struct {
+    atomic_int n;
+    int who[LOG_MAX];
+    double t0[LOG_MAX], t1[LOG_MAX];
+} call_log;
+
+typedef struct {
+    call_log *log;
+    int who;
+} caller;
+
+static void logged_call(void *p)
+{
+    caller *c = p;
+    double t0 = rl_now();
+    for (volatile int i = 0; i < 200000; i++) {
+    } /* some work, so that overlapping calls would show */
+    int k = atomic_fetch_add(&c->log->n, 1);
+    if (k < LOG_MAX) {
+        c->log->who[k] = c->who;
+        c->log->t0[k] = t0;
+        c->log->t1[k] = rl_now();
+    }
+}
+
+static void fifos(char dir[64], char ab[96], char ba[96])
+{
+    rl_test_tmpdir(dir, "rl_lockstep_");
+    snprintf(ab, 96, "%s/ab", dir);
+    snprintf(ba, 96, "%s/ba", dir);
+    cr_assert_eq(mkfifo(ab, 0600), 0);
+    cr_assert_eq(mkfifo(ba, 0600), 0);
+}
+
+static void cleanup(const char *dir, const char *ab, const char *ba)
+{
+    unlink(ab);
+    unlink(ba);
+    rmdir(dir);
+}
+
+/* Two runs with the same counts take turns: the warm-up, then turns of one
+ * untimed and two timed calls, first and second alternating, no call of one
+ * overlapping a call of the other, and each side times its own calls. */
+RL_TEST(lockstep, turns_alternate_without_overlap)
+{
+    char dir[64], ab[96], ba[96];
+    fifos(dir, ab, ba);
+    call_log *log = mmap(NULL, sizeof *log, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(log, MAP_FAILED);
+    atomic_init(&log->n, 0);
+    rl_bench_opts o = {.warmup = 1, .min_reps = 6, .max_reps = 6, .min_seconds = 0.0, .turn_calls = 2,
+                       .turn_warmup = 1};
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) { /* the second */
+        lockstep l;
+        lockstep_init(&l, false, ab, ba, 0.0);
+        l.timeout = 20;
+        o.turn = &l.turn;
+        caller c = {log, 2};
+        rl_bench_result r;
+        rl_status st = rl_bench_run(logged_call, &c, &o, &r);
+        lockstep_close(&l);
+        _exit(st == RL_OK && r.wall.n == 6 ? 0 : 1);
+    }
+    lockstep l;
+    lockstep_init(&l, true, ba, ab, 0.0);
+    l.timeout = 20;
+    o.turn = &l.turn;
+    caller c = {log, 1};
+    rl_bench_result r;
+    cr_assert_eq(rl_bench_run(logged_call, &c, &o, &r), RL_OK, "%s", rl_errmsg());
+    lockstep_close(&l);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the second side failed");
+    cr_assert_eq(r.wall.n, 6);
+    cr_assert(r.foreign_cpu >= 0 || isnan(r.foreign_cpu));
+    /* turns: warm-up 1 call each, then 3 turns of 1 + 2 calls each */
+    static const int expect_len[8] = {1, 1, 3, 3, 3, 3, 3, 3};
+    int n = atomic_load(&log->n), k = 0;
+    cr_assert_eq(n, 2 * (1 + 3 * 3), "calls logged: %d", n);
+    for (int t = 0; t < 8; t++) {
+        const int who = t % 2 == 0 ? 1 : 2;
+        for (int i = 0; i < expect_len[t]; i++, k++) {
+            cr_assert_eq(log->who[k], who, "call %d: side %d, expected %d (turn %d)", k, log->who[k], who, t);
+            if (k > 0) cr_assert(log->t0[k] >= log->t1[k - 1], "call %d began before call %d ended", k, k - 1);
+        }
+    }
+    munmap(log, sizeof *log);
+    cleanup(dir, ab, ba);
+}
+
+/* A partner that goes away in the middle: the run fails with a message
+ * naming the FIFO, it does not hang or crash. */
+RL_TEST(lockstep, partner_gone_fails_cleanly)
+{
+    char dir[64], ab[96], ba[96];
+    fifos(dir, ab, ba);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) { /* the second: says ready, takes one turn's token, then leaves */
+        lockstep l;
+        lockstep_init(&l, false, ab, ba, 0.0);
+        l.timeout = 20;
+        double pc;
+        rl_status st = lockstep_wait(&l, &pc);
+        _exit(st == RL_OK ? 0 : 1);
+    }
+    lockstep l;
+    lockstep_init(&l, true, ba, ab, 0.0);
+    l.timeout = 20;
+    rl_bench_opts o = {.warmup = 1, .min_reps = 4, .max_reps = 4, .turn = &l.turn, .turn_calls = 1};
+    call_log *log = calloc(1, sizeof *log);
+    caller c = {log, 1};
+    rl_bench_result r;
+    cr_assert_eq(rl_bench_run(logged_call, &c, &o, &r), RL_EIO);
+    cr_assert(strstr(rl_errmsg(), ba) != NULL, "the message names the FIFO: %s", rl_errmsg());
+    lockstep_close(&l);
+    free(log);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cleanup(dir, ab, ba);
+}
+
+RL_TEST(lockstep, bad_turn_options_refused)
+{
+    lockstep l;
+    lockstep_init(&l, true, "/nonexistent/in", "/nonexistent/out", 0.0);
+    rl_bench_opts o = {.warmup = 0, .min_reps = 1, .max_reps = 1, .turn = &l.turn, .turn_calls = 0};
+    rl_bench_result r;
+    cr_assert_eq(rl_bench_run(logged_call, NULL, &o, &r), RL_EINVAL);
+    o.turn_calls = 1;
+    cr_assert_eq(rl_bench_run(logged_call, NULL, &o, &r), RL_EIO, "a FIFO that is not there");
+    cr_assert(strstr(rl_errmsg(), "/nonexistent/in") != NULL, "%s", rl_errmsg());
+}

@@ -93,14 +93,25 @@ void report_bench(sbuf *b, const char *dir)
             foreign = fmax(foreign, rp_num(&cp, r, "foreign_cpu_max"));
             rounds = (int)fmax(rounds, rp_num(&cp, r, "c_rounds"));
         }
+        /* compare_scaling.csv comes only from the harness whose pairs take turns */
+        csv_table sc;
+        const bool turns = rp_table(dir, "bench/compare_scaling.csv", &sc);
+        if (turns) csv_free(&sc);
         rp_put(b, "C against PyTorch %s (%s; `experiments/reference/peft_bench.py`), like for like: the same shapes, "
                   "tokens, threads, optimizer (AdamW) and upstream gradient, the same OpenBLAS library file and core; "
                   "PyTorch runs with glibc's malloc keeping freed memory, so that its steps do not pay page faults "
                   "to map their tensors again (its best case here; the C tool allocates nothing in a step). "
                   "Figures are medians over %d interleaved rounds of per-run medians (`bench/compare_c.csv`, "
-                  "`bench/compare_pytorch.csv`); other processes took at most %.1f%% of the machine while any of them "
+                  "`bench/compare_pytorch.csv`)%s; other processes took at most %.1f%% of the machine while any of them "
                   "was timed (`foreign_cpu`).\n\n",
-               impl_label(impl), ver[0] ? ver : "not run", rounds, 100 * foreign);
+               impl_label(impl), ver[0] ? ver : "not run", rounds,
+               turns ? ". In a round the two sides of a pair took turns, one untimed and five timed steps a turn "
+                       "(`bench --lockstep`), so that both were timed on the same stretch of the machine, and a "
+                       "one-thread pair ran both sides on one CPU, the rounds taking the CPUs in turn; the stack's "
+                       "thread scaling comes from the stack at 1 thread taking turns with itself at 2 "
+                       "(`bench/compare_scaling.csv`)"
+                     : "",
+               100 * foreign);
     }
     if (have_tg) {
         int met = 0, nm = 0, unm = 0;

@@ -397,12 +397,13 @@ def time_steps(step, warmup=2, min_reps=7, max_reps=50, seconds=0.5, turn=None, 
         t1 = time.perf_counter()
         ts.append(t1 - t0)
         last = len(ts) >= max_reps or (len(ts) >= min_reps and t1 - start >= seconds)
+        if last:  # the window ends here: passing the last turn waits for the partner's last
+            wall, cpu, busy1 = t1 - start, time.process_time() - cpu0, busy_seconds()
         if turn:
             in_turn += 1
             if in_turn == turn_calls or last:
                 turn.pass_turn(last)
                 in_turn = 0
-    wall, cpu, busy1 = time.perf_counter() - start, time.process_time() - cpu0, busy_seconds()
     foreign = float("nan")
     if busy0 is not None and busy1 is not None and wall > 0:
         foreign = max(0.0, (busy1 - busy0 - cpu - (pcpu - pcpu0)) / (wall * os.cpu_count()))

@@ -80,7 +80,7 @@ rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *op
        partner's turns in between are taken off by its CPU readings (those
        that came before the first and before the last turn). */
     int n = 0, in_turn = 0;
-    double start = 0, cpu0 = 0, busy0 = 0;
+    double start = 0, cpu0 = 0, busy0 = 0, end = 0, cpu1 = 0, busy1 = 0;
     bool last = false;
     while (st == RL_OK && !last) {
         if (turn && in_turn == 0) {
@@ -97,6 +97,8 @@ rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *op
         double t1 = rl_now();
         t[n++] = t1 - t0;
         last = n >= o.max_reps || (n >= o.min_reps && t1 - start >= o.min_seconds);
+        if (last) /* the window ends here: passing the last turn waits for the partner's last */
+            end = t1, cpu1 = rl_cpu_now(), busy1 = rl_machine_busy_seconds();
         if (turn && (++in_turn == o.turn_calls || last)) {
             st = turn->pass(turn->ctx, last);
             in_turn = 0;
@@ -106,7 +108,7 @@ rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *op
         free(t);
         return st;
     }
-    double cpu = rl_cpu_now() - cpu0, wall = rl_now() - start, busy1 = rl_machine_busy_seconds();
+    double cpu = cpu1 - cpu0, wall = end - start;
     const double partner = pcpu - pcpu0; /* NAN when the partner gives no readings */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     st = rl_stats_summarise(t, n, &out->wall);

@@ -9,6 +9,7 @@
 
 #include "analysis/rl_probe.h"
 #include "core/rl_clock.h"
+#include "bench.h"
 #include "lockstep.h"
 #include "rl_test.h"
 
@@ -154,4 +155,46 @@ RL_TEST(lockstep, bad_turn_options_refused)
     o.turn_calls = 1;
     cr_assert_eq(rl_bench_run(logged_call, NULL, &o, &r), RL_EIO, "a FIFO that is not there");
     cr_assert(strstr(rl_errmsg(), "/nonexistent/in") != NULL, "%s", rl_errmsg());
+}
+
+/* A stack timed by turns still splits its step per layer: the per-layer
+ * times come from the timed calls only (each turn opens with an untimed one). */
+RL_TEST(lockstep, stack_split_per_layer)
+{
+    char dir[64], ab[96], ba[96];
+    fifos(dir, ab, ba);
+    bench_config c = bench_defaults();
+    c.method = RL_METHOD_LORA;
+    c.r = 4, c.d_out = c.d_in = 32, c.tokens = 16, c.layers = 3;
+    c.opts.min_reps = c.opts.max_reps = 5;
+    c.opts.min_seconds = 0.001;
+    c.opts.turn_calls = 2;
+    c.opts.turn_warmup = 1;
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        lockstep l;
+        lockstep_init(&l, false, ab, ba, 0.0);
+        l.timeout = 20;
+        c.opts.turn = &l.turn;
+        bench_result r;
+        rl_status st = bench_run(&c, &r);
+        lockstep_close(&l);
+        _exit(st == RL_OK && isfinite(r.first_ms) && isfinite(r.inner_ms) ? 0 : 1);
+    }
+    lockstep l;
+    lockstep_init(&l, true, ba, ab, 0.0);
+    l.timeout = 20;
+    c.opts.turn = &l.turn;
+    bench_result r;
+    cr_assert_eq(bench_run(&c, &r), RL_OK, "%s", rl_errmsg());
+    lockstep_close(&l);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the second side failed");
+    cr_assert_eq(r.time.wall.n, 5);
+    cr_assert(isfinite(r.first_ms) && isfinite(r.inner_ms) && r.first_ms > 0 && r.inner_ms > 0,
+              "per-layer split: first %g, inner %g ms", r.first_ms, r.inner_ms);
+    cleanup(dir, ab, ba);
 }

@@ -157,7 +157,7 @@ py_env=(env "OPENBLAS_CORETYPE=$core" MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRI
 
 c_head=""; py_head=""
 : > "$tmp/c.csv"; : > "$tmp/py.csv"; : > "$tmp/scale.csv"
-# One configuration, both sides back to back; a pair during which other
+# One configuration, both sides taking turns; a pair during which other
 # processes took more than 5% of the machine (foreign_cpu) is measured again
 # after waiting for quiet, up to RETRIES times (the last try is kept either way).
 run_pair() { # round kind method tokens dx threads r

@@ -51,6 +51,13 @@ static void fifos(char dir[64], char ab[96], char ba[96])
     cr_assert_eq(mkfifo(ba, 0600), 0);
 }
 
+/* One side of a pair: the first reads ba and writes ab, the second the other way round. */
+static void side(lockstep *l, bool first, const char *ab, const char *ba)
+{
+    lockstep_init(l, first, first ? ba : ab, first ? ab : ba, 0.0);
+    l->timeout = 20;
+}
+
 static void cleanup(const char *dir, const char *ab, const char *ba)
 {
     unlink(ab);
@@ -75,8 +82,7 @@ RL_TEST(lockstep, turns_alternate_without_overlap)
     cr_assert(pid >= 0);
     if (pid == 0) { /* the second */
         lockstep l;
-        lockstep_init(&l, false, ab, ba, 0.0);
-        l.timeout = 20;
+        side(&l, false, ab, ba);
         o.turn = &l.turn;
         caller c = {log, 2};
         rl_bench_result r;
@@ -85,8 +91,7 @@ RL_TEST(lockstep, turns_alternate_without_overlap)
         _exit(st == RL_OK && r.wall.n == 6 ? 0 : 1);
     }
     lockstep l;
-    lockstep_init(&l, true, ba, ab, 0.0);
-    l.timeout = 20;
+    side(&l, true, ab, ba);
     o.turn = &l.turn;
     caller c = {log, 1};
     rl_bench_result r;
@@ -123,15 +128,13 @@ RL_TEST(lockstep, partner_gone_fails_cleanly)
     cr_assert(pid >= 0);
     if (pid == 0) { /* the second: says ready, takes one turn's token, then leaves */
         lockstep l;
-        lockstep_init(&l, false, ab, ba, 0.0);
-        l.timeout = 20;
+        side(&l, false, ab, ba);
         double pc;
         rl_status st = lockstep_wait(&l, &pc);
         _exit(st == RL_OK ? 0 : 1);
     }
     lockstep l;
-    lockstep_init(&l, true, ba, ab, 0.0);
-    l.timeout = 20;
+    side(&l, true, ab, ba);
     rl_bench_opts o = {.warmup = 1, .min_reps = 4, .max_reps = 4, .turn = &l.turn, .turn_calls = 1};
     call_log *log = calloc(1, sizeof *log);
     caller c = {log, 1};
@@ -175,8 +178,7 @@ RL_TEST(lockstep, stack_split_per_layer)
     cr_assert(pid >= 0);
     if (pid == 0) {
         lockstep l;
-        lockstep_init(&l, false, ab, ba, 0.0);
-        l.timeout = 20;
+        side(&l, false, ab, ba);
         c.opts.turn = &l.turn;
         bench_result r;
         rl_status st = bench_run(&c, &r);
@@ -184,8 +186,7 @@ RL_TEST(lockstep, stack_split_per_layer)
         _exit(st == RL_OK && isfinite(r.first_ms) && isfinite(r.inner_ms) ? 0 : 1);
     }
     lockstep l;
-    lockstep_init(&l, true, ba, ab, 0.0);
-    l.timeout = 20;
+    side(&l, true, ab, ba);
     c.opts.turn = &l.turn;
     bench_result r;
     cr_assert_eq(bench_run(&c, &r), RL_OK, "%s", rl_errmsg());

@@ -72,7 +72,7 @@ typedef struct {
     float *G, *dA, *dB;
     double *lt;      /* seconds of layer k in call c at lt[c·L + k] */
     int calls, max_calls;
-    rl_bench_opts opts; /* which calls rl_bench_run times (timed_call) */
+    rl_bench_opts opts; /* which calls rl_bench_run times (rl_bench_call_timed) */
 } step_ctx;
 
 static void relu(float *out, const float *in, size_t m)
@@ -156,9 +156,7 @@ static rl_status ctx_new(step_ctx *s, const bench_config *c)
     rl_mt_seed(&g, 42);
     rl_status st = RL_OK;
     s->opts = c->opts;
-    s->max_calls = c->opts.warmup + c->opts.max_reps; /* taking turns, each turn opens with untimed calls */
-    if (c->opts.turn && c->opts.turn_calls > 0)
-        s->max_calls += c->opts.turn_warmup * ((c->opts.max_reps + c->opts.turn_calls - 1) / c->opts.turn_calls);
+    s->max_calls = rl_bench_max_calls(&c->opts);
     s->lt = calloc((size_t)s->max_calls * s->L, sizeof *s->lt);
     s->act[0] = rl_alloc_floats((size_t)n * c->d_in);
     if (!s->act[0] || !s->lt) return rl_fail(RL_ENOMEM, "bench: no memory for x");
@@ -211,16 +209,6 @@ static double median_of(double *x, int n)
     return n > 0 && rl_stats_summarise(x, n, &sm) == RL_OK ? sm.median : NAN;
 }
 
-/* Whether call c (from 0) of rl_bench_run is a timed one: after the warm-up;
- * taking turns, each turn opens with turn_warmup untimed calls
- * (rl_probe.h). */
-static bool timed_call(const rl_bench_opts *o, int c)
-{
-    if (c < o->warmup) return false;
-    if (!o->turn) return true;
-    return (c - o->warmup) % (o->turn_warmup + o->turn_calls) >= o->turn_warmup;
-}
-
 /* first_ms, inner_ms from the per-layer times of the timed calls. */
 static void layer_split(const step_ctx *s, int timed, double *first_ms, double *inner_ms)
 {
@@ -231,7 +219,7 @@ static void layer_split(const step_ctx *s, int timed, double *first_ms, double *
     double *in = f + timed;
     int m = 0;
     for (int c = 0; c < s->calls && m < timed; c++) {
-        if (!timed_call(&s->opts, c)) continue;
+        if (!rl_bench_call_timed(&s->opts, c)) continue;
         const double *lt = s->lt + (size_t)c * s->L;
         f[m] = lt[0];
         double sum = 0;

@@ -221,7 +221,7 @@ static void speed_target(tgt_out *o, cmp_set *s, const char *name, const char *k
         snprintf(ceil, sizeof ceil, "; %s / C's FLOP bound %.2f ms = %.2fx", peft ? "PEFT" : "reference", x->bound_ms,
                  x->ref_ms / x->bound_ms);
     /* the verdict is on the medians' ratio; the rounds' own ratios (C and
-     * PyTorch back to back) show how far one round can move it */
+     * PyTorch taking turns in a round) show how far one round can move it */
     rl_summary pr;
     char per[96] = "";
     if (s->py && paired_ratio(s->py, &x->k, s->c, &x->k, "median_ms", &pr) && pr.n > 1)
@@ -346,7 +346,7 @@ int bench_targets(const char *dir)
                 continue;
             }
             /* the verdict is on the medians' ratio, as every speed target; the
-             * rounds' own ratios (1T and 2T run side by side) show its spread */
+             * rounds' own ratios (1T and 2T in the same round) show its spread */
             rl_summary pr;
             char per[128] = "";
             if (paired_ratio(sct, &a->k, sct, &b->k, "median_ms", &pr) && pr.n > 1)

@@ -94,9 +94,9 @@ void report_bench(sbuf *b, const char *dir)
             rounds = (int)fmax(rounds, rp_num(&cp, r, "c_rounds"));
         }
         /* compare_scaling.csv comes only from the harness whose pairs take turns */
-        csv_table sc;
-        const bool turns = rp_table(dir, "bench/compare_scaling.csv", &sc);
-        if (turns) csv_free(&sc);
+        char sp[700];
+        snprintf(sp, sizeof sp, "%s/bench/compare_scaling.csv", dir);
+        const bool turns = rp_exists(sp);
         rp_put(b, "C against PyTorch %s (%s; `experiments/reference/peft_bench.py`), like for like: the same shapes, "
                   "tokens, threads, optimizer (AdamW) and upstream gradient, the same OpenBLAS library file and core; "
                   "PyTorch runs with glibc's malloc keeping freed memory, so that its steps do not pay page faults "

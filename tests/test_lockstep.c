@@ -106,6 +106,12 @@ RL_TEST(lockstep, turns_alternate_without_overlap)
     static const int expect_len[8] = {1, 1, 3, 3, 3, 3, 3, 3};
     int n = atomic_load(&log->n), k = 0;
     cr_assert_eq(n, 2 * (1 + 3 * 3), "calls logged: %d", n);
+    cr_assert_eq(rl_bench_max_calls(&o), 1 + 3 * 3, "rl_bench_max_calls agrees with the calls made");
+    int timed = 0;
+    for (int q = 0; q < 1 + 3 * 3; q++) timed += rl_bench_call_timed(&o, q);
+    cr_assert_eq(timed, 6, "rl_bench_call_timed marks the timed calls: %d", timed);
+    cr_assert(!rl_bench_call_timed(&o, 0) && !rl_bench_call_timed(&o, 1) && rl_bench_call_timed(&o, 2),
+              "warm-up and a turn's opening call are untimed");
     for (int t = 0; t < 8; t++) {
         const int who = t % 2 == 0 ? 1 : 2;
         for (int i = 0; i < expect_len[t]; i++, k++) {

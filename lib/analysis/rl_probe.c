@@ -57,6 +57,20 @@ rl_bench_opts rl_bench_defaults(void)
     return (rl_bench_opts){.warmup = 2, .min_reps = 7, .max_reps = 50, .min_seconds = 0.5, .turn_calls = 1};
 }
 
+int rl_bench_max_calls(const rl_bench_opts *o)
+{
+    int n = o->warmup + o->max_reps;
+    if (o->turn && o->turn_calls > 0) n += o->turn_warmup * ((o->max_reps + o->turn_calls - 1) / o->turn_calls);
+    return n;
+}
+
+bool rl_bench_call_timed(const rl_bench_opts *o, int c)
+{
+    if (c < o->warmup) return false;
+    if (!o->turn) return true;
+    return (c - o->warmup) % (o->turn_warmup + o->turn_calls) >= o->turn_warmup;
+}
+
 rl_status rl_bench_run(void (*fn)(void *ctx), void *ctx, const rl_bench_opts *opts,
                        rl_bench_result *out)
 {

@@ -61,6 +61,12 @@ typedef struct {
 
 rl_bench_opts rl_bench_defaults(void);
 
+/* rl_bench_run's schedule: the most calls it makes with these options, and
+ * whether call c (from 0) is a timed one (not a warm-up call, nor one that
+ * opens a turn), for callers that record something per call. */
+int rl_bench_max_calls(const rl_bench_opts *o);
+bool rl_bench_call_timed(const rl_bench_opts *o, int c);
+
 typedef struct {
     rl_summary wall;       /* seconds per call */
     double cpu_per_call;   /* CPU seconds per timed call, all threads */

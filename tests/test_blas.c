@@ -48,6 +48,22 @@ RL_TEST(blas, core_tiers)
 /* The choice follows the features, never the vendor: the issue's Xeon
  * (family 6, model 207: Prescott fallback) and this project's Zen 5 get the
  * same answer for the same features. */
+/* The block of the skinny products fits OpenBLAS 0.3.21's small-matrix
+ * kernels on its AVX-512 cores (rows·r·width <= 10⁶, rows·r <= 1200, a
+ * multiple of 8, at least 16), and is RL_SKINNY_ROWS everywhere else. */
+RL_TEST(blas, skinny_rows_fit_small_kernels)
+{
+    cr_assert_eq(rl_blas_skinny_rows_on("Cooperlake", 32, 768), 32, "37.5 rows by rows·r <= 1200, 40.7 by 10⁶");
+    cr_assert_eq(rl_blas_skinny_rows_on("SkylakeX", 16, 768), 72, "75 by rows·r, 81.4 by 10⁶");
+    cr_assert_eq(rl_blas_skinny_rows_on("SkylakeX", 8, 4096), 24, "30.5 by 10⁶");
+    cr_assert_eq(rl_blas_skinny_rows_on("Cooperlake", 64, 768), 16, "18.75 by rows·r");
+    cr_assert_eq(rl_blas_skinny_rows_on("Cooperlake", 32, 4096), RL_SKINNY_ROWS, "7 rows: too few");
+    cr_assert_eq(rl_blas_skinny_rows_on("Haswell", 32, 768), RL_SKINNY_ROWS, "no small kernels");
+    cr_assert_eq(rl_blas_skinny_rows_on(NULL, 32, 768), RL_SKINNY_ROWS);
+    cr_assert_eq(rl_blas_skinny_rows_on("Cooperlake", 0, 768), RL_SKINNY_ROWS);
+    cr_assert_eq(rl_blas_skinny_rows(32, 768), rl_blas_skinny_rows_on(rl_blas_corename(), 32, 768));
+}
+
 RL_TEST(blas, upgrade_by_features)
 {
     rl_cpu_features intel = avx512_cpu("GenuineIntel", true), amd = avx512_cpu("AuthenticAMD", true);

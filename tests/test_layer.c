@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "adapters/rl_adapter_impl.h" /* RL_SKINNY_BLOCK */
+#include "adapters/rl_adapter_impl.h" /* RL_PARTS_MIN_ROWS */
 #include "adapters/rl_layer.h"
 #include "core/rl_blas.h"
 #include "core/rl_rng.h"
@@ -475,15 +475,16 @@ RL_TEST(layer, kept_forward_matches_recompute)
 }
 
 /* LoRA and VeRA take their skinny products in row parts, one per BLAS
- * thread, each RL_SKINNY_BLOCK rows at a time (rl_adapter_impl.h): on one
- * thread n = RL_SKINNY_BLOCK + 44 rows are a whole block and a part, on two
- * threads two parts whose sums add at the end. Both give the same output, dx
- * and gradients up to float32 rounding: the sums over rows have 300 terms
- * taken in another order, a random walk of ~sqrt(300) = 17 roundings, ~1e-6
- * of the largest entry; 1e-5 allows 10x. */
+ * thread, each skinny_rows rows at a time (rl_adapter_impl.h): on one
+ * thread n = 2·skinny_rows + 44 rows are two whole blocks and a part, on
+ * two threads two parts of a block and a part each, whose sums add at the
+ * end. Both give the same output, dx and gradients up to float32 rounding:
+ * the sums over rows have up to 2·256 + 44 terms taken in another order, a
+ * random walk of ~sqrt(556) = 24 roundings, ~1.4e-6 of the largest entry;
+ * 1e-5 allows 7x. */
 RL_TEST(layer, skinny_layouts_agree)
 {
-    const int o = 48, i = 40, n = RL_SKINNY_BLOCK + 44, r = 8;
+    const int o = 48, i = 40, r = 8, n = 2 * rl_blas_skinny_rows(r, o > i ? o : i) + 44;
     static const int methods[2] = {RL_METHOD_LORA, RL_METHOD_VERA};
     for (int m = 0; m < 2; m++) {
         rl_shared_bases *b = NULL;

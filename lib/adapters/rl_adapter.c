@@ -43,8 +43,8 @@ size_t rl_adapter_bytes_bound(const rl_adapter_config *cfg, int d_out, int d_in,
     size_t params = rl_size_mul(2, rl_param_count_formula(cfg->method, cfg->r, d_out, d_in)), work = 0;
     switch (cfg->method) {
     case RL_METHOD_FULL: break;
-    case RL_METHOD_LORA: /* h, dh (n, r), and dA, dB of every row part but the first: lora_work_size */
-        work = rl_size_add(rl_size_mul(2, rl_size_mul(n, r)),
+    case RL_METHOD_LORA: /* h, dh (n, r), Aᵀ, and dA, dB of every row part but the first: lora_work_size */
+        work = rl_size_add(rl_size_add(rl_size_mul(2, rl_size_mul(n, r)), rl_size_mul(r, i)),
                            rl_size_mul((size_t)rl_parts_cap() - 1, rl_size_mul(r, i + o)));
         break;
     case RL_METHOD_VERA: /* h, dh (n, r), Bd, T (d_out, r), and T of every row part but the first: vera_work_size */
@@ -158,6 +158,7 @@ rl_status rl_adapter_new(rl_adapter **out, const rl_adapter_config *cfg, int d_o
     a->fwd_n = -1;
     a->bases = bases;
     a->parts_cap = rl_parts_cap();
+    a->skinny_rows = rl_blas_skinny_rows(cfg->r, d_in > d_out ? d_in : d_out);
     const int r = cfg->r;
     switch (cfg->method) {
     case RL_METHOD_FULL:

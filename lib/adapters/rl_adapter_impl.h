@@ -39,6 +39,7 @@ struct rl_adapter {
     bool keep_fwd, use_fwd;
     int fwd_n;
     int parts_cap;          /* LoRA, VeRA: row parts whose partial sums the workspace holds */
+    int skinny_rows;        /* LoRA, VeRA: rows per block of the skinny products */
     /* randlora: mn = min(d_in, d_out), mx = max, nb = ceil(mn / r), K = r·nb */
     int mn, mx, nb, K;
     /* randlora with very_sparse bases: ternary kernels (rl_randlora_ternary.c).
@@ -54,17 +55,19 @@ extern const rl_adapter_ops rl_full_ops, rl_lora_ops, rl_vera_ops, rl_randlora_o
 /* LoRA's and VeRA's skinny products (an (n, r) intermediate, r << d)
  * run in row parts on the BLAS threads (rl_blas_run_parts): part p of P
  * takes rows [n·p/P, n·(p+1)/P) on its own thread with BLAS on one thread,
- * RL_SKINNY_BLOCK rows at a time in backward, so that the block of x and dy
- * one product reads is still in L2 or L3 for the next (768 floats a row:
- * 0.8 MB each at 256 rows). OpenBLAS's own split of these products scales
- * poorly: at n = 4096, 768 features, r = 32 LoRA's backward products take
- * 7.7 ms on 1 thread, 5.7 ms on 2 threads through OpenBLAS, 4.4 ms in 2 parts.
+ * skinny_rows rows at a time (rl_blas_skinny_rows: 32 for r = 32 and 768
+ * features on OpenBLAS's AVX-512 cores, whose small-matrix kernels then
+ * skip packing; 256 elsewhere), so that the block of x and dy one product
+ * reads is still in cache for the next. OpenBLAS's own split of these
+ * products scales poorly: at n = 4096, 768 features, r = 32 LoRA's backward
+ * products took 7.7 ms on 1 thread, 5.7 ms on 2 threads through OpenBLAS,
+ * 4.4 ms in 2 parts (256-row blocks).
  * The sums over rows (LoRA's dA and dB, VeRA's T) add block by block within
- * a part, then part by part in order: for a given number of parts the
- * result is fixed. An adapter holds the partial sums of up to parts_cap
- * parts: the BLAS thread count when it was made, at least 2, at most
- * RL_PARTS_MAX; fewer than RL_PARTS_MIN_ROWS rows a part run as one. */
-#define RL_SKINNY_BLOCK 256
+ * a part, then part by part in order: for a given number of parts and
+ * OpenBLAS core the result is fixed. An adapter holds the partial sums of
+ * up to parts_cap parts: the BLAS thread count when it was made, at least
+ * 2, at most RL_PARTS_MAX; fewer than RL_PARTS_MIN_ROWS rows a part run as
+ * one. */
 #define RL_PARTS_MAX 8
 #define RL_PARTS_MIN_ROWS 64
 

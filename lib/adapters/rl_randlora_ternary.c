@@ -158,12 +158,6 @@ static void factor_grads(rl_adapter *a, const float *g)
     }
 }
 
-static void transpose(float *dst, const float *src, int rows, int cols)
-{
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
-}
-
 /* dst (rows, cols) += srcᵀ for src (cols, rows) */
 static void add_transposed(float *dst, const float *srcT, int rows, int cols)
 {
@@ -311,7 +305,7 @@ static void tern_forward_tile(rl_adapter *a, const tws *wp, const float *x, int 
     const int di = a->d_in, dout = a->d_out;
     const float s = a->scaling;
     const tws w = *wp;
-    transpose(w.xT, x, n, di);
+    rl_transpose(w.xT, x, n, di);
     memset(w.bT, 0, (size_t)n * dout * sizeof(float));
     if (di <= dout) {
         ua_rows(a, w.HT, w.uav, w.xT, 1.0f, n);    /* Hᵀ = UA xᵀ   (K, n) */
@@ -329,8 +323,8 @@ static void tern_backward_tile(rl_adapter *a, const tws *wp, const float *x, con
     const int di = a->d_in, dout = a->d_out;
     const float s = a->scaling;
     const tws w = *wp;
-    transpose(w.xT, x, n, di);
-    transpose(w.bT, dy, n, dout);                  /* dyᵀ (d_out, n) */
+    rl_transpose(w.xT, x, n, di);
+    rl_transpose(w.bT, dy, n, dout);                  /* dyᵀ (d_out, n) */
     if (di <= dout) {
         ub_cols(a, w.dHT, w.bT, dout, s, n);       /* dHᵀ = s UBᵀ dyᵀ */
         ua_grad(a, w.g, w.dHT, w.xT, 1.0f, n);     /* g = dHᵀ x at A's nonzeros */

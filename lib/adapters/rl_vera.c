@@ -100,7 +100,11 @@ static void vera_forward_part(void *ctx, int part, int parts)
     rl_part_rows(j->n, part, parts, &lo, &hi);
     if (hi <= lo) return;
     float *h = a->work + (size_t)lo * r;
-    rl_gemm(RL_NOTRANS, RL_TRANS, hi - lo, r, di, 1.0f, j->x + (size_t)lo * di, di, a->bases->A, I, 0.0f, h, r); /* h = x A_sᵀ */
+    for (int b0 = lo; b0 < hi; b0 += a->skinny_rows) { /* h = x A_sᵀ */
+        const int m = hi - b0 < a->skinny_rows ? hi - b0 : a->skinny_rows;
+        rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, j->x + (size_t)b0 * di, di, a->bases->A, I, 0.0f,
+                h + (size_t)(b0 - lo) * r, r);
+    }
     rl_gemm(RL_NOTRANS, RL_TRANS, hi - lo, dout, r, 1.0f, h, r, j->Bd, r, 1.0f, j->y + (size_t)lo * dout, dout); /* y += h Bdᵀ */
 }
 
@@ -111,7 +115,7 @@ static void vera_forward(rl_adapter *a, const float *x, int n, float *y)
     rl_fwd_keep(a, n);
 }
 
-/* Rows [lo, hi), RL_SKINNY_BLOCK at a time: T (the part's own) = dyᵀ h when
+/* Rows [lo, hi), skinny_rows at a time: T (the part's own) = dyᵀ h when
  * grads, and dx += dy Bd A_s when dx. */
 static void vera_backward_part(void *ctx, int part, int parts)
 {
@@ -122,8 +126,8 @@ static void vera_backward_part(void *ctx, int part, int parts)
     int lo, hi;
     rl_part_rows(j->n, part, parts, &lo, &hi);
     if (hi <= lo && j->grads) memset(T, 0, (size_t)dout * r * sizeof(float));
-    for (int b0 = lo; b0 < hi; b0 += RL_SKINNY_BLOCK) {
-        const int m = hi - b0 < RL_SKINNY_BLOCK ? hi - b0 : RL_SKINNY_BLOCK;
+    for (int b0 = lo; b0 < hi; b0 += a->skinny_rows) {
+        const int m = hi - b0 < a->skinny_rows ? hi - b0 : a->skinny_rows;
         const float *xb = j->x + (size_t)b0 * di, *dyb = j->dy + (size_t)b0 * dout;
         float *hb = a->work + (size_t)b0 * r, *dhb = a->work + ((size_t)a->max_tokens + b0) * r;
         if (j->grads) {

@@ -117,6 +117,16 @@ void rl_gemm_ref(rl_trans ta, rl_trans tb, int m, int n, int k,
         }
 }
 
+int rl_blas_skinny_rows(int r, int width) { return rl_blas_skinny_rows_on(openblas_get_corename(), r, width); }
+
+int rl_blas_skinny_rows_on(const char *core, int r, int width)
+{
+    if (r < 1 || width < 1 || rl_blas_core_tier(core) != RL_TIER_AVX512) return RL_SKINNY_ROWS;
+    long rows = 1000000L / ((long)r * width), t = 1200L / r;
+    rows = (rows < t ? rows : t) / 8 * 8;
+    return rows >= 16 ? (int)rows : RL_SKINNY_ROWS;
+}
+
 /* ---- threads ---- */
 
 bool rl_blas_shares_openmp(void)

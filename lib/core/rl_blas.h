@@ -70,6 +70,22 @@ void rl_gemm_whole(rl_trans ta, rl_trans tb, int m, int n, int k,
                    float alpha, const float *A, int lda, const float *B, int ldb,
                    float beta, float *C, int ldc);
 
+/* Rows per block for the products of an (n, width) matrix with an r-column
+ * one (LoRA's and VeRA's h = x Aᵀ, dh = dy B, dB = dyᵀ h, dA = dhᵀ x, taken a
+ * block of rows at a time). OpenBLAS's AVX-512 cores (SkylakeX, Cooperlake,
+ * SapphireRapids) have small-matrix kernels that skip packing, and 0.3.21
+ * takes them when M·N·K <= 10⁶ and, for a column-major TN product (a
+ * row-major x Aᵀ), M·N <= 1200 (kernel/x86_64/sgemm_small_kernel_permit_
+ * skylakex.c). So there: the largest multiple of 8 with rows·r·width <= 10⁶
+ * and rows·r <= 1200, when that is at least 16; else (other cores, wide
+ * layers) RL_SKINNY_ROWS. Measured (2-vCPU Zen 5, Cooperlake, one thread,
+ * 4096 rows, width 768, r = 32, the four products): 32 rows 5.0 ms, 40
+ * rows 6.6 ms (past the 1200), 256 rows 6.7 ms; on the Haswell kernels
+ * (no small kernels) 32 rows 11.0 ms, 256 rows 10.4 ms. */
+enum { RL_SKINNY_ROWS = 256 };
+int rl_blas_skinny_rows(int r, int width);           /* for the core in use */
+int rl_blas_skinny_rows_on(const char *core, int r, int width);
+
 void rl_gemm_ref(rl_trans ta, rl_trans tb, int m, int n, int k,
                  float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);

@@ -163,3 +163,9 @@ bool rl_all_finite(const float *x, size_t n)
         if (!isfinite(x[i])) return false;
     return true;
 }
+
+void rl_transpose(float *dst, const float *src, int rows, int cols)
+{
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+}

@@ -79,5 +79,7 @@ size_t rl_shape_numel(int ndim, const int *shape);
 void rl_fill(float *x, size_t n, float v);
 void rl_copy(float *dst, const float *src, size_t n);
 bool rl_all_finite(const float *x, size_t n);
+/* dst (cols, rows) := srcᵀ for src (rows, cols); one thread (small matrices). */
+void rl_transpose(float *dst, const float *src, int rows, int cols);
 
 #endif

@@ -396,12 +396,14 @@ rl_status bench_run(const bench_config *c, bench_result *out)
 }
 
 /* The columns of issue 7's harness first, in their order (the gnuplot scripts read
- * them by number), then what issue 13 added. */
+ * them by number), then what issue 13 added; turn_calls and turn_warmup are the
+ * timed and untimed steps of a turn when taking turns (--lockstep), else 0. */
 const char *bench_csv_header(void)
 {
     return "method,bases,path,chosen,r,out,in,tokens,layers,threads,params,median_ms,p25_ms,p75_ms,"
            "ci95_lo_ms,ci95_hi_ms,cpu_ms,reps,gflop,gflops,sgemm_gflops,sgemm_fraction,bound_ms,"
-           "peak_tensor_bytes,peak_rss_bytes,core,model,dx,first_ms,inner_ms,fma_gflops,foreign_cpu";
+           "peak_tensor_bytes,peak_rss_bytes,core,model,dx,first_ms,inner_ms,fma_gflops,foreign_cpu,"
+           "turn_calls,turn_warmup";
 }
 
 void bench_csv_row(const bench_result *r, char *buf, size_t len)
@@ -411,7 +413,7 @@ void bench_csv_row(const bench_result *r, char *buf, size_t len)
     const bool has_bases = c->method == RL_METHOD_RANDLORA, vit = c->model == BENCH_VIT;
     snprintf(buf, len,
              "%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%zu,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.5f,%.2f,%.2f,%.4f,%.4f,"
-             "%zu,%zu,%s,%s,%d,%.4f,%.4f,%.2f,%.4f\n",
+             "%zu,%zu,%s,%s,%d,%.4f,%.4f,%.2f,%.4f,%d,%d\n",
              rl_method_name(c->method), has_bases ? rl_bases_kind_name(c->bases) : "-",
              c->method == RL_METHOD_RANDLORA ? rl_path_name(c->path) : "-", r->chosen,
              c->method == RL_METHOD_FULL ? 0 : c->r, vit ? 64 : c->d_out, vit ? 64 : c->d_in, c->tokens,
@@ -419,7 +421,7 @@ void bench_csv_row(const bench_result *r, char *buf, size_t len)
              1e3 * w->ci_lo, 1e3 * w->ci_hi, 1e3 * r->time.cpu_per_call, w->n, r->gflop, r->gflops, r->sgemm_gflops,
              r->gflops / r->sgemm_gflops, r->bound_ms, r->peak_tensor_bytes, r->peak_rss_bytes, rl_blas_corename(),
              vit ? "vit" : "layer", vit || c->dx || c->layers > 1 ? 1 : 0, r->first_ms, r->inner_ms, r->fma_gflops,
-             r->time.foreign_cpu);
+             r->time.foreign_cpu, c->opts.turn ? c->opts.turn_calls : 0, c->opts.turn ? c->opts.turn_warmup : 0);
 }
 
 /* ---- the command ---- */

@@ -15,9 +15,11 @@
 # (round-1) mod nproc, so that the rounds visit every CPU): the two vCPUs here
 # have run at different speeds (1024^3 SGEMM 153-170 against 187-193 GFLOP/s
 # within a minute), and a side's figure followed the CPU the scheduler gave it.
-# Figures are medians over rounds (bench_targets.c). The stack's thread scaling
-# comes from a pair of its own: the stack at 1 thread (pinned as above) taking
-# turns with the stack at 2 (compare_scaling.csv). Before each round the script
+# The machine's rates (machine.csv) are measured at the start of every round,
+# the 1-thread ones on that round's CPU. Figures are medians over rounds
+# (bench_targets.c). The stack's thread scaling comes from a pair of its own:
+# the stack at 1 thread (pinned as above) taking turns with the stack at 2
+# (compare_scaling.csv). Before each round the script
 # waits (at most QUIET_WAIT seconds) until other processes use less than 5% of
 # the machine; every row records the CPU share other processes (not the
 # partner) took while it was timed (foreign_cpu), and a pair disturbed beyond
@@ -55,8 +57,9 @@ trap 'rm -rf "$tmp"' EXIT
 # Measured before the rounds (the core PyTorch is given) and again at the start
 # of every round: machine.csv keeps each round's rows (round column), and the
 # SGEMM target takes the median per thread count, as every other figure.
-measure_machine() {
-    { "$R" bench --machine --csv --threads 1; "$R" bench --machine --csv --threads 2 | tail -n 1; } > "$tmp/machine_now.csv"
+measure_machine() { # [ROUND]: the 1-thread figures on the CPU that round's 1-thread pairs take (pin)
+    { $(pin 1 "${1:-1}") "$R" bench --machine --csv --threads 1; "$R" bench --machine --csv --threads 2 | tail -n 1; } \
+        > "$tmp/machine_now.csv"
 }
 measure_machine_quietly() { wait_quiet; measure_machine; cat "$tmp/machine_now.csv"; }
 
@@ -118,6 +121,11 @@ lockstep() {
     fi
 }
 
+# the foreign_cpu of a side's --csv output in FILE (header, row), found by name
+foreign_of() {
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "foreign_cpu") c = i } NR == 2 { print (c ? $c : 1) }' "$1"
+}
+
 # other processes' share of the machine over 2 s (0..1)
 foreign_now() {
     local a b
@@ -174,7 +182,7 @@ run_pair() { # round kind method tokens dx threads r
             [ -n "$c_head" ] || c_head="round,kind,$(head -n 1 "$tmp/c1.out")"
             cr="$round,scale,$(tail -n 1 "$tmp/c1.out")"
             pr="$round,scale,$(tail -n 1 "$tmp/c2.out")"
-            cf=$(awk -F, '{ print $NF }' <<<"$cr"); pf=$(awk -F, '{ print $NF }' <<<"$pr")
+            cf=$(foreign_of "$tmp/c1.out"); pf=$(foreign_of "$tmp/c2.out")
         else
             c_run="$(pin "$5" "$round") $(c_cmd "$@")"
             if [ "$have_torch" = 1 ] && cmd=$(py_cmd "$@"); then
@@ -184,13 +192,13 @@ run_pair() { # round kind method tokens dx threads r
                 if [ "$(head -n 1 "$tmp/py.out" | cut -c1-5)" != "impl," ]; then cat "$tmp/py.out"; exit 1; fi
                 [ -n "$py_head" ] || py_head="round,$(head -n 1 "$tmp/py.out")"
                 pr="$round,$(tail -n 1 "$tmp/py.out")"
-                pf=$(tail -n 1 "$tmp/py.out" | cut -d, -f16)
+                pf=$(foreign_of "$tmp/py.out")
             else # no PyTorch for this one: the C side alone
                 $c_run > "$tmp/c.out"
             fi
             [ -n "$c_head" ] || c_head="round,kind,$(head -n 1 "$tmp/c.out")"
             cr="$round,$1,$(tail -n 1 "$tmp/c.out")"
-            cf=$(awk -F, '{ print $NF }' <<<"$cr")
+            cf=$(foreign_of "$tmp/c.out")
         fi
         if awk -v a="$cf" -v b="$pf" 'BEGIN { exit !(a <= 0.05 && b <= 0.05) }' || [ "$try" = "$RETRIES" ]; then break; fi
         echo "  disturbed (others took $cf / $pf of the machine): $* again"
@@ -209,7 +217,7 @@ run_pair() { # round kind method tokens dx threads r
 for ((round = 1; round <= ROUNDS; round++)); do
     wait_quiet
     echo "bench.sh: round $round of $ROUNDS ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
-    measure_machine
+    measure_machine "$round"
     tail -n +2 "$tmp/machine_now.csv" | sed "s/^/$round,/" | tee -a "$tmp/machine.csv" | cut -c1-100 | sed 's/^/  machine /'
     for cfg in "${configs[@]}"; do run_pair "$round" $cfg; done
 done

@@ -4,13 +4,18 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "analysis/rl_probe.h"
 #include "core/rl_clock.h"
 #include "bench.h"
 #include "lockstep.h"
+#include "report.h"
 #include "rl_test.h"
 
 TestSuite(lockstep, .init = rl_test_mark);
@@ -203,5 +208,56 @@ RL_TEST(lockstep, stack_split_per_layer)
     cr_assert_eq(r.time.wall.n, 5);
     cr_assert(isfinite(r.first_ms) && isfinite(r.inner_ms) && r.first_ms > 0 && r.inner_ms > 0,
               "per-layer split: first %g, inner %g ms", r.first_ms, r.inner_ms);
+    char row[1024];
+    bench_csv_row(&r, row, sizeof row);
+    cr_assert(strlen(row) > 5 && !strcmp(row + strlen(row) - 5, ",2,1\n"), "the row records the turn: %s", row);
     cleanup(dir, ab, ba);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    cr_assert(f, "%s", p);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The report says how the pairs took turns from the C rows' turn_calls and
+ * turn_warmup: the figures when every row agrees, that they differ when they
+ * do, nothing about their lengths when the columns are not there (an earlier
+ * harness). */
+RL_TEST(lockstep, report_says_how_pairs_took_turns)
+{
+    char dir[64], sub[96];
+    rl_test_tmpdir(dir, "rl_turns_");
+    snprintf(sub, sizeof sub, "%s/bench", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    write_file(sub, "compare.csv", "kind,method,tokens,dx,threads,c_rounds,c_ms,ref_impl,ref_version,speedup,foreign_cpu_max\n"
+                                   "layer,lora,64,0,1,2,1.0,peft,torch,1.5,0.01\n");
+    write_file(sub, "compare_scaling.csv", "round,kind\n1,scale\n");
+    static const struct {
+        const char *rows, *says, *not_says;
+    } cases[3] = {
+        {"round,kind,turn_calls,turn_warmup\n1,layer,7,2\n2,layer,7,2\n", "2 untimed and 7 timed steps a turn", "different"},
+        {"round,kind,turn_calls,turn_warmup\n1,layer,7,2\n2,layer,5,1\n", "in turns of different lengths", "timed steps a turn"},
+        {"round,kind\n1,layer\n", "took turns (`bench --lockstep`)", "timed steps a turn"},
+    };
+    for (int k = 0; k < 3; k++) {
+        write_file(sub, "compare_c.csv", cases[k].rows);
+        sbuf b = {0};
+        report_bench(&b, dir);
+        cr_assert(b.buf && strstr(b.buf, cases[k].says), "case %d: %s", k, b.buf ? b.buf : "(empty)");
+        cr_assert(!strstr(b.buf, cases[k].not_says), "case %d: %s", k, b.buf);
+        free(b.buf);
+    }
+    char p[160];
+    static const char *const names[3] = {"compare.csv", "compare_scaling.csv", "compare_c.csv"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(p, sizeof p, "%s/%s", sub, names[k]);
+        unlink(p);
+    }
+    rmdir(sub);
+    rmdir(dir);
 }

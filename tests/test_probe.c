@@ -134,6 +134,7 @@ RL_TEST(probe, bench_point_is_consistent)
         for (const char *q = row; *q; q++) commas_row += *q == ',';
         for (const char *q = bench_csv_header(); *q; q++) commas_head += *q == ',';
         cr_assert_eq(commas_row, commas_head, "row: %s", row);
+        cr_assert(strlen(row) > 5 && !strcmp(row + strlen(row) - 5, ",0,0\n"), "alone: no turns in the row: %s", row);
     }
     c.method = RL_METHOD_LORA;
     c.path = RL_PATH_MATERIALISED;

@@ -60,6 +60,17 @@ static inline void rl_test_rmdir(const char *dir)
     rmdir(dir);
 }
 
+/* Write text to dir/name (created or replaced). */
+static inline void rl_test_write(const char *dir, const char *name, const char *text)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    cr_assert(f, "%s: %s", p, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0, "%s", p);
+}
+
 /* The whole file at path (malloc'd, NUL-terminated; *len gets its size when
  * len is not NULL), or NULL when it cannot be read. */
 static inline char *rl_test_slurp(const char *path, long *len)

@@ -214,16 +214,6 @@ RL_TEST(lockstep, stack_split_per_layer)
     cleanup(dir, ab, ba);
 }
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char p[160];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    cr_assert(f, "%s", p);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* The report says how the pairs took turns from the C rows' turn_calls and
  * turn_warmup: the figures when every row agrees, that they differ when they
  * do, nothing about their lengths when the columns are not there (an earlier
@@ -234,9 +224,9 @@ RL_TEST(lockstep, report_says_how_pairs_took_turns)
     rl_test_tmpdir(dir, "rl_turns_");
     snprintf(sub, sizeof sub, "%s/bench", dir);
     cr_assert_eq(mkdir(sub, 0700), 0);
-    write_file(sub, "compare.csv", "kind,method,tokens,dx,threads,c_rounds,c_ms,ref_impl,ref_version,speedup,foreign_cpu_max\n"
+    rl_test_write(sub, "compare.csv", "kind,method,tokens,dx,threads,c_rounds,c_ms,ref_impl,ref_version,speedup,foreign_cpu_max\n"
                                    "layer,lora,64,0,1,2,1.0,peft,torch,1.5,0.01\n");
-    write_file(sub, "compare_scaling.csv", "round,kind\n1,scale\n");
+    rl_test_write(sub, "compare_scaling.csv", "round,kind\n1,scale\n");
     static const struct {
         const char *rows, *says, *not_says;
     } cases[3] = {
@@ -245,19 +235,13 @@ RL_TEST(lockstep, report_says_how_pairs_took_turns)
         {"round,kind\n1,layer\n", "took turns (`bench --lockstep`)", "timed steps a turn"},
     };
     for (int k = 0; k < 3; k++) {
-        write_file(sub, "compare_c.csv", cases[k].rows);
+        rl_test_write(sub, "compare_c.csv", cases[k].rows);
         sbuf b = {0};
         report_bench(&b, dir);
         cr_assert(b.buf && strstr(b.buf, cases[k].says), "case %d: %s", k, b.buf ? b.buf : "(empty)");
         cr_assert(!strstr(b.buf, cases[k].not_says), "case %d: %s", k, b.buf);
         free(b.buf);
     }
-    char p[160];
-    static const char *const names[3] = {"compare.csv", "compare_scaling.csv", "compare_c.csv"};
-    for (int k = 0; k < 3; k++) {
-        snprintf(p, sizeof p, "%s/%s", sub, names[k]);
-        unlink(p);
-    }
-    rmdir(sub);
-    rmdir(dir);
+    rl_test_rmdir(sub);
+    rl_test_rmdir(dir);
 }

@@ -158,3 +158,35 @@ RL_TEST(probe, mean_ci95_known_values)
     cr_assert_eq(h, 0.0);
     cr_assert_eq(rl_mean_ci95(x, 0, &m, &h), RL_EINVAL);
 }
+
+/* The stack's thread scaling is reported beside this machine's own SGEMM
+ * 2T/1T, round by round from machine.csv (here 324/180 = 1.80 and
+ * 361/190 = 1.90: median 1.85), and judged on the ratio of the stack's
+ * medians over rounds (185 / 100 ms = 1.85, met). */
+RL_TEST(probe, targets_put_stack_scaling_beside_sgemm)
+{
+    char dir[64];
+    rl_test_tmpdir(dir, "rl_targets_");
+    rl_test_write(dir, "compare_c.csv", "round,kind,method,tokens,dx,threads,median_ms\n1,layer,lora,64,0,1,1.0\n");
+    rl_test_write(dir, "compare_scaling.csv",
+                  "round,kind,method,tokens,dx,threads,median_ms,first_ms,inner_ms\n"
+                  "1,scale,lora,4096,1,1,190,40,50\n1,scale,lora,4096,1,2,100,20,27\n"
+                  "2,scale,lora,4096,1,1,180,40,50\n2,scale,lora,4096,1,2,100,20,27\n");
+    rl_test_write(dir, "machine.csv",
+                  "round,threads,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,core\n"
+                  "1,1,180,200,0.9,Cooperlake\n1,2,324,400,0.81,Cooperlake\n"
+                  "2,1,190,200,0.95,Cooperlake\n2,2,361,400,0.9025,Cooperlake\n");
+    fflush(stdout);
+    cr_assert_eq(bench_targets(dir), 0);
+    char p[128];
+    snprintf(p, sizeof p, "%s/targets.csv", dir);
+    char *t = rl_test_slurp(p, NULL);
+    cr_assert(t, "%s", p);
+    const char *row = strstr(t, "stack_thread_scaling,stack lora 1T/2T,1.85");
+    cr_assert(row, "%s", t);
+    cr_assert(strstr(row, ",met,") && strstr(row, "this machine's SGEMM 1024^3 2T/1T 1.85 (rounds 1.80-1.90)") &&
+                  strstr(row, "round by round 1T/2T 1.80-1.90"),
+              "%.400s", row);
+    free(t);
+    rl_test_rmdir(dir);
+}

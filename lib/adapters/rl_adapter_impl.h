@@ -90,6 +90,17 @@ static inline void rl_part_rows(int n, int part, int parts, int *lo, int *hi)
     *hi = (int)((long long)n * (part + 1) / parts);
 }
 
+/* h (hi - lo, r) := rows [lo, hi) of x (d_in columns) times Aᵀ, for A
+ * (r, d_in) with row stride lda: skinny_rows rows at a time. */
+static inline void rl_skinny_xat(const rl_adapter *a, const float *x, int lo, int hi, const float *A, int lda, float *h)
+{
+    const int r = a->cfg.r, di = a->d_in;
+    for (int b0 = lo; b0 < hi; b0 += a->skinny_rows) {
+        const int m = hi - b0 < a->skinny_rows ? hi - b0 : a->skinny_rows;
+        rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, x + (size_t)b0 * di, di, A, lda, 0.0f, h + (size_t)(b0 - lo) * r, r);
+    }
+}
+
 /* dst[e] += the partial sums of parts 1..parts-1, in order; part p's n
  * floats start at from_part1 + (p - 1)·stride. */
 void rl_parts_add(float *dst, const float *from_part1, size_t stride, size_t n, int parts);

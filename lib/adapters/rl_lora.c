@@ -70,10 +70,7 @@ static void lora_forward_part(void *ctx, int part, int parts)
     rl_part_rows(j->n, part, parts, &lo, &hi);
     if (hi <= lo) return;
     float *h = a->work + (size_t)lo * r;
-    for (int b0 = lo; b0 < hi; b0 += a->skinny_rows) { /* h = x Aᵀ */
-        const int m = hi - b0 < a->skinny_rows ? hi - b0 : a->skinny_rows;
-        rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, j->x + (size_t)b0 * di, di, A, di, 0.0f, h + (size_t)(b0 - lo) * r, r);
-    }
+    rl_skinny_xat(a, j->x, lo, hi, A, di, h); /* h = x Aᵀ */
     rl_gemm(RL_NOTRANS, RL_TRANS, hi - lo, dout, r, a->scaling, h, r, B, r, 1.0f, j->y + (size_t)lo * dout,
             dout); /* y += s h Bᵀ */
 }

@@ -95,16 +95,12 @@ static void vera_forward_part(void *ctx, int part, int parts)
 {
     const vera_job *j = ctx;
     rl_adapter *a = j->a;
-    const int r = a->cfg.r, di = a->d_in, dout = a->d_out, I = a->bases->max_in;
+    const int r = a->cfg.r, dout = a->d_out, I = a->bases->max_in;
     int lo, hi;
     rl_part_rows(j->n, part, parts, &lo, &hi);
     if (hi <= lo) return;
     float *h = a->work + (size_t)lo * r;
-    for (int b0 = lo; b0 < hi; b0 += a->skinny_rows) { /* h = x A_sᵀ */
-        const int m = hi - b0 < a->skinny_rows ? hi - b0 : a->skinny_rows;
-        rl_gemm(RL_NOTRANS, RL_TRANS, m, r, di, 1.0f, j->x + (size_t)b0 * di, di, a->bases->A, I, 0.0f,
-                h + (size_t)(b0 - lo) * r, r);
-    }
+    rl_skinny_xat(a, j->x, lo, hi, a->bases->A, I, h); /* h = x A_sᵀ */
     rl_gemm(RL_NOTRANS, RL_TRANS, hi - lo, dout, r, 1.0f, h, r, j->Bd, r, 1.0f, j->y + (size_t)lo * dout, dout); /* y += h Bdᵀ */
 }
 

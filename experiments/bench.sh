@@ -105,10 +105,12 @@ have_taskset=0
 command -v taskset >/dev/null && have_taskset=1 || echo "bench.sh: no taskset: one-thread pairs are not pinned to one CPU"
 # pin THREADS ROUND: the prefix that puts a one-thread side on the round's CPU
 pin() { if [ "$1" = 1 ] && [ "$have_taskset" = 1 ]; then echo "taskset -c $(( ($2 - 1) % $(nproc) ))"; fi; }
-# lockstep FIRST_OUT SECOND_OUT FIRST_CMD SECOND_CMD (each a string; run by word splitting):
-# both in turns; their stdout to the files. A side that fails stops the other; exit 1.
+# lockstep ROUND A_OUT B_OUT A_CMD B_CMD (each command a string; run by word splitting):
+# both in turns, A first in odd rounds and B first in even ones; their stdout to
+# the files. A side that fails stops the other; exit 1.
 lockstep() {
-    local a_out=$1 b_out=$2 a_cmd=$3 b_cmd=$4 pa rb=0 ra=0
+    local a_out=$2 b_out=$3 a_cmd=$4 b_cmd=$5 pa rb=0 ra=0
+    if (($1 % 2 == 0)); then a_out=$3 b_out=$2 a_cmd=$5 b_cmd=$4; fi # B first
     $a_cmd --lockstep first --lockstep-in "$tmp/turn_ba" --lockstep-out "$tmp/turn_ab" > "$a_out" 2> "$tmp/a.err" &
     pa=$!
     $b_cmd --lockstep second --lockstep-in "$tmp/turn_ab" --lockstep-out "$tmp/turn_ba" > "$b_out" 2> "$tmp/b.err" || rb=$?
@@ -177,8 +179,7 @@ run_pair() { # round kind method tokens dx threads r
             local one two
             one="$(pin 1 "$round") $(c_cmd stack "$2" "$3" "$4" 1 "$6")"
             two="$(c_cmd stack "$2" "$3" "$4" 2 "$6")"
-            if ((round % 2)); then lockstep "$tmp/c1.out" "$tmp/c2.out" "$one" "$two"
-            else lockstep "$tmp/c2.out" "$tmp/c1.out" "$two" "$one"; fi
+            lockstep "$round" "$tmp/c1.out" "$tmp/c2.out" "$one" "$two"
             [ -n "$c_head" ] || c_head="round,kind,$(head -n 1 "$tmp/c1.out")"
             cr="$round,scale,$(tail -n 1 "$tmp/c1.out")"
             pr="$round,scale,$(tail -n 1 "$tmp/c2.out")"
@@ -187,8 +188,7 @@ run_pair() { # round kind method tokens dx threads r
             c_run="$(pin "$5" "$round") $(c_cmd "$@")"
             if [ "$have_torch" = 1 ] && cmd=$(py_cmd "$@"); then
                 py_run="$(pin "$5" "$round") ${py_env[*]} $cmd"
-                if ((round % 2)); then lockstep "$tmp/c.out" "$tmp/py.out" "$c_run" "$py_run"
-                else lockstep "$tmp/py.out" "$tmp/c.out" "$py_run" "$c_run"; fi
+                lockstep "$round" "$tmp/c.out" "$tmp/py.out" "$c_run" "$py_run"
                 if [ "$(head -n 1 "$tmp/py.out" | cut -c1-5)" != "impl," ]; then cat "$tmp/py.out"; exit 1; fi
                 [ -n "$py_head" ] || py_head="round,$(head -n 1 "$tmp/py.out")"
                 pr="$round,$(tail -n 1 "$tmp/py.out")"

@@ -103,6 +103,20 @@ static rl_status read_full(lockstep *l, unsigned char *b, size_t len, bool *eof)
     return RL_OK;
 }
 
+/* The partner's next token: its CPU seconds and whether it is done. */
+static rl_status recv_token(lockstep *l, double *cpu, bool *done)
+{
+    unsigned char b[TOKEN_BYTES];
+    bool eof;
+    RL_TRY(read_full(l, b, sizeof b, &eof));
+    if (eof) return rl_fail(RL_EIO, "lockstep: the partner closed %s before it was done", l->in);
+    int32_t d;
+    memcpy(cpu, b, sizeof *cpu);
+    memcpy(&d, b + sizeof *cpu, sizeof d);
+    *done = d != 0;
+    return RL_OK;
+}
+
 rl_status lockstep_wait(lockstep *l, double *partner_cpu)
 {
     if (!l->opened) RL_TRY(open_fifos(l));
@@ -111,16 +125,7 @@ rl_status lockstep_wait(lockstep *l, double *partner_cpu)
         l->ready_sent = true;
     }
     if (l->partner_done) return RL_OK; /* alone from here on; *partner_cpu keeps its last reading */
-    unsigned char b[TOKEN_BYTES];
-    bool eof;
-    RL_TRY(read_full(l, b, sizeof b, &eof));
-    if (eof) return rl_fail(RL_EIO, "lockstep: the partner closed %s before it was done", l->in);
-    double cpu;
-    int32_t done;
-    memcpy(&cpu, b, sizeof cpu);
-    memcpy(&done, b + sizeof cpu, sizeof done);
-    *partner_cpu = cpu;
-    l->partner_done = done != 0;
+    RL_TRY(recv_token(l, partner_cpu, &l->partner_done));
     sleep_s(l->settle);
     return RL_OK;
 }
@@ -129,14 +134,9 @@ rl_status lockstep_wait(lockstep *l, double *partner_cpu)
  * exits (or frees its memory) while the other is timing. */
 static rl_status wait_partner_done(lockstep *l)
 {
-    unsigned char b[TOKEN_BYTES];
-    bool eof;
-    RL_TRY(read_full(l, b, sizeof b, &eof));
-    if (eof) return rl_fail(RL_EIO, "lockstep: the partner closed %s before it was done", l->in);
-    int32_t done;
-    memcpy(&done, b + sizeof(double), sizeof done);
-    if (!done) return rl_fail(RL_EIO, "lockstep: a turn came on %s after our last", l->in);
-    l->partner_done = true;
+    double cpu;
+    RL_TRY(recv_token(l, &cpu, &l->partner_done));
+    if (!l->partner_done) return rl_fail(RL_EIO, "lockstep: a turn came on %s after our last", l->in);
     return RL_OK;
 }
 

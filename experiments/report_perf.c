@@ -93,39 +93,37 @@ void report_bench(sbuf *b, const char *dir)
             foreign = fmax(foreign, rp_num(&cp, r, "foreign_cpu_max"));
             rounds = (int)fmax(rounds, rp_num(&cp, r, "c_rounds"));
         }
-        /* how the pairs took turns: the C rows' turn_calls and turn_warmup
-         * (0: alone); compare_scaling.csv comes only from the harness whose
-         * pairs take turns (earlier ones lack the two columns) */
-        char sp[700], how[160] = "";
+        /* how the pairs took turns: compare_scaling.csv comes only from the
+         * harness whose pairs take turns; the C rows' turn_calls and
+         * turn_warmup give the turn (earlier runs lack the two columns) */
+        char sp[700], how[160] = "", turns[900] = "";
         snprintf(sp, sizeof sp, "%s/bench/compare_scaling.csv", dir);
-        const bool turns = rp_exists(sp);
         csv_table cc;
-        if (turns && rp_table(dir, "bench/compare_c.csv", &cc)) {
-            double k0 = rp_num(&cc, 0, "turn_calls"), w0 = rp_num(&cc, 0, "turn_warmup");
-            bool same = k0 >= 1 && w0 >= 0;
-            for (int r = 1; r < cc.nrow && same; r++)
-                same = rp_num(&cc, r, "turn_calls") == k0 && rp_num(&cc, r, "turn_warmup") == w0;
-            if (same) snprintf(how, sizeof how, ", %.0f untimed and %.0f timed step%s a turn", w0, k0, k0 == 1 ? "" : "s");
-            else if (!isnan(k0)) snprintf(how, sizeof how, ", in turns of different lengths (`turn_calls`, `turn_warmup`)");
-            csv_free(&cc);
+        if (rp_exists(sp)) {
+            if (rp_table(dir, "bench/compare_c.csv", &cc)) {
+                double k0 = rp_num(&cc, 0, "turn_calls"), w0 = rp_num(&cc, 0, "turn_warmup");
+                bool same = k0 >= 1 && w0 >= 0;
+                for (int r = 1; r < cc.nrow && same; r++)
+                    same = rp_num(&cc, r, "turn_calls") == k0 && rp_num(&cc, r, "turn_warmup") == w0;
+                if (same) snprintf(how, sizeof how, ", %.0f untimed and %.0f timed step%s a turn", w0, k0, k0 == 1 ? "" : "s");
+                else if (!isnan(k0)) snprintf(how, sizeof how, ", in turns of different lengths (`turn_calls`, `turn_warmup`)");
+                csv_free(&cc);
+            }
+            snprintf(turns, sizeof turns,
+                     ". In a round the two sides of a pair took turns%s (`bench --lockstep`), so that both were timed "
+                     "on the same stretch of the machine, and a one-thread pair ran both sides on one CPU, the rounds "
+                     "taking the CPUs in turn; the stack's thread scaling comes from the stack at 1 thread taking "
+                     "turns with itself at 2 (`bench/compare_scaling.csv`)",
+                     how);
         }
         rp_put(b, "C against PyTorch %s (%s; `experiments/reference/peft_bench.py`), like for like: the same shapes, "
                   "tokens, threads, optimizer (AdamW) and upstream gradient, the same OpenBLAS library file and core; "
                   "PyTorch runs with glibc's malloc keeping freed memory, so that its steps do not pay page faults "
                   "to map their tensors again (its best case here; the C tool allocates nothing in a step). "
                   "Figures are medians over %d interleaved rounds of per-run medians (`bench/compare_c.csv`, "
-                  "`bench/compare_pytorch.csv`)%s%s%s; other processes took at most %.1f%% of the machine while any of them "
+                  "`bench/compare_pytorch.csv`)%s; other processes took at most %.1f%% of the machine while any of them "
                   "was timed (`foreign_cpu`).\n\n",
-               impl_label(impl), ver[0] ? ver : "not run", rounds,
-               turns ? ". In a round the two sides of a pair took turns"
-                     : "",
-               how,
-               turns ? " (`bench --lockstep`), so that both were timed on the same stretch of the machine, and a "
-                       "one-thread pair ran both sides on one CPU, the rounds taking the CPUs in turn; the stack's "
-                       "thread scaling comes from the stack at 1 thread taking turns with itself at 2 "
-                       "(`bench/compare_scaling.csv`)"
-                     : "",
-               100 * foreign);
+               impl_label(impl), ver[0] ? ver : "not run", rounds, turns, 100 * foreign);
     }
     if (have_tg) {
         int met = 0, nm = 0, unm = 0;

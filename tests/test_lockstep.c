@@ -63,13 +63,6 @@ static void side(lockstep *l, bool first, const char *ab, const char *ba)
     l->timeout = 20;
 }
 
-static void cleanup(const char *dir, const char *ab, const char *ba)
-{
-    unlink(ab);
-    unlink(ba);
-    rmdir(dir);
-}
-
 /* Two runs with the same counts take turns: the warm-up, then turns of one
  * untimed and two timed calls, first and second alternating, no call of one
  * overlapping a call of the other, and each side times its own calls. */
@@ -125,7 +118,7 @@ RL_TEST(lockstep, turns_alternate_without_overlap)
         }
     }
     munmap(log, sizeof *log);
-    cleanup(dir, ab, ba);
+    rl_test_rmdir(dir);
 }
 
 /* A partner that goes away in the middle: the run fails with a message
@@ -156,7 +149,7 @@ RL_TEST(lockstep, partner_gone_fails_cleanly)
     free(log);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cleanup(dir, ab, ba);
+    rl_test_rmdir(dir);
 }
 
 RL_TEST(lockstep, bad_turn_options_refused)
@@ -211,7 +204,7 @@ RL_TEST(lockstep, stack_split_per_layer)
     char row[1024];
     bench_csv_row(&r, row, sizeof row);
     cr_assert(strlen(row) > 5 && !strcmp(row + strlen(row) - 5, ",2,1\n"), "the row records the turn: %s", row);
-    cleanup(dir, ab, ba);
+    rl_test_rmdir(dir);
 }
 
 /* The report says how the pairs took turns from the C rows' turn_calls and

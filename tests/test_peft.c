@@ -281,16 +281,6 @@ static char *copy_ckpt(const char *name)
     return t;
 }
 
-static void write_text(const char *dir, const char *name, const char *text)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *fp = fopen(path, "w");
-    cr_assert(fp);
-    fputs(text, fp);
-    fclose(fp);
-}
-
 /* Rewrite dir/name without `drop`, with `resize` given a new shape. */
 static void rewrite(const char *dir, const char *name, const char *drop, const char *resize, int d0, int d1)
 {
@@ -334,15 +324,15 @@ Test(peft, missing_or_malformed_config)
     snprintf(path, sizeof path, "%s/adapter_config.json", d);
     unlink(path);
     expect_fail(d, RL_ENOTFOUND, "adapter_config.json", "missing");
-    write_text(d, "adapter_config.json", "{\"peft_type\": \"RANDLORA\", \"r\": 8,");
+    rl_test_write(d, "adapter_config.json", "{\"peft_type\": \"RANDLORA\", \"r\": 8,");
     expect_fail(d, RL_EFORMAT, "adapter_config.json", "malformed JSON");
-    write_text(d, "adapter_config.json", "[1, 2]");
+    rl_test_write(d, "adapter_config.json", "[1, 2]");
     expect_fail(d, RL_EFORMAT, "adapter_config.json", "not a JSON object");
-    write_text(d, "adapter_config.json", "{\"r\": 8}");
+    rl_test_write(d, "adapter_config.json", "{\"r\": 8}");
     expect_fail(d, RL_EFORMAT, "adapter_config.json", "'peft_type' is missing");
-    write_text(d, "adapter_config.json", "{\"peft_type\": \"IA3\", \"r\": 8}");
+    rl_test_write(d, "adapter_config.json", "{\"peft_type\": \"IA3\", \"r\": 8}");
     expect_fail(d, RL_EFORMAT, "adapter_config.json", "unknown peft_type 'IA3'");
-    write_text(d, "adapter_config.json", "{\"peft_type\": \"RANDLORA\", \"r\": \"8\"}");
+    rl_test_write(d, "adapter_config.json", "{\"peft_type\": \"RANDLORA\", \"r\": \"8\"}");
     expect_fail(d, RL_EFORMAT, "adapter_config.json", "'r'");
     rmrf(d);
     free(d);
@@ -405,7 +395,7 @@ Test(peft, shape_mismatches)
     char *r = strstr(buf, "\"r\": 8");
     cr_assert(r);
     r[5] = '4';
-    write_text(d, "adapter_config.json", buf);
+    rl_test_write(d, "adapter_config.json", buf);
     expect_fail(d, RL_ESHAPE, "adapter_model.safetensors", "adapter_config.json");
     rmrf(d);
     free(d);
@@ -495,7 +485,7 @@ static char *listing(const char *dir)
  * address space, naming the bases, r and the two modules. */
 static void write_wide_adapter(const char *dir, int N)
 {
-    write_text(dir, "adapter_config.json",
+    rl_test_write(dir, "adapter_config.json",
                "{\"peft_type\": \"RANDLORA\", \"r\": 8, \"randlora_alpha\": 16, \"save_projection\": false, "
                "\"projection_prng_key\": 0, \"sparse\": false, \"very_sparse\": false}\n");
     float *z = calloc((size_t)N, sizeof(float));

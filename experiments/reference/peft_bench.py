@@ -333,6 +333,13 @@ class Lockstep:
             buf += chunk
         return self.TOKEN.unpack(buf)
 
+    def _recv(self):
+        """The partner's next token: (its CPU seconds, whether it is done)."""
+        tok = self._read()
+        if tok is None:
+            raise SystemExit("peft_bench: lockstep: the partner closed %s before it was done" % self.fifo_in)
+        return tok[0], bool(tok[1])
+
     def wait(self):
         """Block until it is our turn; the partner's CPU seconds so far (None if it is done)."""
         if self.fd_in is None:
@@ -342,11 +349,7 @@ class Lockstep:
             self.ready_sent = True
         if self.partner_done:
             return None
-        tok = self._read()
-        if tok is None:
-            raise SystemExit("peft_bench: lockstep: the partner closed %s before it was done" % self.fifo_in)
-        cpu, done = tok
-        self.partner_done = bool(done)
+        cpu, self.partner_done = self._recv()
         time.sleep(self.settle)
         return cpu
 
@@ -358,12 +361,9 @@ class Lockstep:
             return
         self._send(last)
         if last:  # wait for the partner's last turn: neither exits while the other is timing
-            tok = self._read()
-            if tok is None:
-                raise SystemExit("peft_bench: lockstep: the partner closed %s before it was done" % self.fifo_in)
-            if not tok[1]:
+            _, self.partner_done = self._recv()
+            if not self.partner_done:
                 raise SystemExit("peft_bench: lockstep: a turn came on %s after our last" % self.fifo_in)
-            self.partner_done = True
 
 
 def time_steps(step, warmup=2, min_reps=7, max_reps=50, seconds=0.5, turn=None, turn_calls=5, turn_warmup=1):

@@ -66,6 +66,20 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) -MMD -MP -c $< -o $@
 
+# The source a build came from (rl_source_id: manifests and `bench --machine`
+# record it): the commit, "+changes" when the code (lib, datasets,
+# experiments, Makefile) differed from it when built, "unknown" outside a git
+# checkout. $(BUILD)/source_id.h is rewritten only when that changes, so only
+# rl_results.o is rebuilt then.
+SOURCE_ID := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell \
+    git rev-parse HEAD >/dev/null 2>&1 && ! git diff --quiet HEAD -- lib datasets experiments Makefile 2>/dev/null && echo +changes)
+.PHONY: FORCE
+$(BUILD)/source_id.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define RL_SOURCE_ID "$(SOURCE_ID)"' > $@.tmp; if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/lib/io/rl_results.o: $(BUILD)/source_id.h
+$(BUILD)/obj/lib/io/rl_results.o: INCLUDES += -I$(BUILD)
+
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CRIT_CFLAGS) $(INCLUDES) -MMD -MP -c $< -o $@

@@ -525,12 +525,13 @@ static int machine(int threads, bool csv)
         rl_csv_plain(s2);
         rl_csv_plain(c2);
         printf("threads,core,blas_threading,cpu_tier,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,selection,cpu,"
-               "openblas_own_gflops\n");
-        printf("%d,%s,%s,%s,%.2f,%.2f,%.4f,%s,%s,%.2f\n", threads, rl_blas_corename(), rl_blas_threading(),
-               rl_cpu_tier_name(rl_cpu_tier_of(&f)), sg, fma, sg / fma, s2, c2, own);
+               "openblas_own_gflops,source\n");
+        printf("%d,%s,%s,%s,%.2f,%.2f,%.4f,%s,%s,%.2f,%s\n", threads, rl_blas_corename(), rl_blas_threading(),
+               rl_cpu_tier_name(rl_cpu_tier_of(&f)), sg, fma, sg / fma, s2, c2, own, rl_source_id());
         return 0;
     }
     printf("cpu      %s\n", cpu);
+    printf("source   %s\n", rl_source_id());
     printf("blas     %s, %s threads; core %s\n", rl_blas_config(), rl_blas_threading(), sel);
     printf("threads  %d: SGEMM 1024^3 %.1f GFLOP/s = %.0f%% of the register-only FMA peak %.1f GFLOP/s\n", threads, sg,
            100 * sg / fma, fma);

@@ -259,15 +259,24 @@ static void findings(sbuf *o, const char *dir)
         csv_free(&t);
     }
     if (rp_table(dir, "bench/targets.csv", &t)) {
-        int met = 0;
-        for (int r = 0; r < t.nrow; r++) met += !strcmp(rp_cell(&t, r, "verdict"), "met");
+        int met = 0, at = 0;
+        for (int r = 0; r < t.nrow; r++) {
+            met += !strcmp(rp_cell(&t, r, "verdict"), "met");
+            at += !strcmp(rp_cell(&t, r, "decided"), "no");
+        }
         rp_put(o, "- **Performance targets** of the last `make bench` (`results/bench/targets.csv`; conditions and "
-                  "the C and PyTorch figures in results/REPORT.md): %d of %d met.\n", met, t.nrow);
+                  "the C and PyTorch figures in results/REPORT.md): %d of %d met", met, t.nrow);
+        if (at) rp_put(o, "; %d verdicts sit at their threshold (\"at threshold\": the 95%% interval over rounds holds it)", at);
+        rp_put(o, ".\n");
         for (int r = 0; r < t.nrow; r++) { /* a target not met shows its detail: how far, and why */
-            const bool missed = !strcmp(rp_cell(&t, r, "verdict"), "not met");
-            rp_put(o, "  - %s, %s: %s against %s: **%s**%s%s (`results/bench/targets.csv`)\n", rp_cell(&t, r, "target"),
+            const bool missed = !strcmp(rp_cell(&t, r, "verdict"), "not met"), close = !strcmp(rp_cell(&t, r, "decided"), "no");
+            char iv[96] = "";
+            if (close)
+                snprintf(iv, sizeof iv, ", at threshold (95%% interval %s-%s over %s rounds)", rp_cell(&t, r, "ci95_lo"),
+                         rp_cell(&t, r, "ci95_hi"), rp_cell(&t, r, "rounds"));
+            rp_put(o, "  - %s, %s: %s against %s: **%s**%s%s%s (`results/bench/targets.csv`)\n", rp_cell(&t, r, "target"),
                    rp_cell(&t, r, "condition"), rp_cell(&t, r, "figure"), rp_cell(&t, r, "threshold"),
-                   rp_cell(&t, r, "verdict"), missed ? ": " : "", missed ? rp_cell(&t, r, "detail") : "");
+                   rp_cell(&t, r, "verdict"), iv, missed ? ": " : "", missed ? rp_cell(&t, r, "detail") : "");
         }
         csv_free(&t);
     }

@@ -42,8 +42,11 @@ static void bench_machine(sbuf *b, const char *dir)
 {
     csv_table mc;
     if (!rp_table(dir, "bench/machine.csv", &mc)) return;
-    rp_put(b, "Machine (`bench/machine.csv`): %s; OpenBLAS core %s, %s threads.\n\n", rp_cell(&mc, 0, "cpu"),
+    rp_put(b, "Machine (`bench/machine.csv`): %s; OpenBLAS core %s, %s threads", rp_cell(&mc, 0, "cpu"),
            rp_cell(&mc, 0, "selection"), rp_cell(&mc, 0, "blas_threading"));
+    /* the source of the binary that ran (earlier runs lack the column) */
+    if (csv_col(&mc, "source") >= 0) rp_put(b, "; the tool built from `%s`", rp_cell(&mc, 0, "source"));
+    rp_put(b, ".\n\n");
     /* one row per round and thread count (a run before rounds were recorded: per thread count) */
     const bool rounds = csv_col(&mc, "round") >= 0;
     rp_put(b, "%s| threads | SGEMM 1024³ GFLOP/s | register-only FMA peak GFLOP/s | SGEMM / peak |\n%s|---|---|---|---|\n",
@@ -126,17 +129,32 @@ void report_bench(sbuf *b, const char *dir)
                impl_label(impl), ver[0] ? ver : "not run", rounds, turns, 100 * foreign);
     }
     if (have_tg) {
-        int met = 0, nm = 0, unm = 0;
-        rp_put(b, "| target | condition | figure | threshold | verdict | measured |\n|---|---|---|---|---|---|\n");
+        int met = 0, nm = 0, unm = 0, dec = 0, at = 0;
+        rp_put(b, "| target | condition | figure | threshold | verdict | 95%% interval over rounds | measured |\n"
+                  "|---|---|---|---|---|---|---|\n");
         for (int r = 0; r < tg.nrow; r++) {
-            const char *v = rp_cell(&tg, r, "verdict");
+            const char *v = rp_cell(&tg, r, "verdict"), *d = rp_cell(&tg, r, "decided");
             met += !strcmp(v, "met");
             nm += !strcmp(v, "not met");
             unm += !strcmp(v, "not measured");
-            rp_put(b, "| %s | %s | %.3f | %s | **%s** | %s |\n", rp_cell(&tg, r, "target"), rp_cell(&tg, r, "condition"),
-                   rp_num(&tg, r, "figure"), rp_cell(&tg, r, "threshold"), v, rp_cell(&tg, r, "detail"));
+            dec += !strcmp(d, "yes");
+            at += !strcmp(d, "no");
+            char iv[64] = "-";
+            if (!strcmp(d, "yes") || !strcmp(d, "no"))
+                snprintf(iv, sizeof iv, "%.3f-%.3f (%s rounds)%s", rp_num(&tg, r, "ci95_lo"), rp_num(&tg, r, "ci95_hi"),
+                         rp_cell(&tg, r, "rounds"), !strcmp(d, "no") ? ": at threshold" : "");
+            rp_put(b, "| %s | %s | %.3f | %s | **%s** | %s | %s |\n", rp_cell(&tg, r, "target"), rp_cell(&tg, r, "condition"),
+                   rp_num(&tg, r, "figure"), rp_cell(&tg, r, "threshold"), v, iv, rp_cell(&tg, r, "detail"));
         }
-        rp_put(b, "\n%d met, %d not met, %d not measured (`bench/targets.csv`).\n\n", met, nm, unm);
+        rp_put(b, "\n%d met, %d not met, %d not measured (`bench/targets.csv`).", met, nm, unm);
+        if (dec + at > 0)
+            rp_put(b, " A verdict is on the figure, the medians over rounds; the 95%% interval is that of the "
+                      "per-round figures' geometric mean (a t interval on their logarithms, rounds - 1 degrees of "
+                      "freedom). %d verdicts are decided by their rounds: the interval lies wholly on the verdict's side "
+                      "of the threshold. %d sit at their threshold: the interval holds it, so the rounds cannot tell "
+                      "the figure from the threshold, and another `make bench` may turn the verdict.",
+                   dec, at);
+        rp_put(b, "\n\n");
         csv_free(&tg);
     }
     if (have_cp) {

@@ -267,3 +267,23 @@ RL_TEST(exitcodes, csv_plain_text)
     cr_assert_eq(rl_csv_plain_char(','), ';');
     cr_assert_eq(rl_csv_plain_char('x'), 'x');
 }
+
+/* Every manifest names the source the tool was built from: a 12-digit commit,
+ * "+changes" when the code differed from it, or "unknown" outside git. */
+RL_TEST(exitcodes, manifest_records_the_source)
+{
+    const char *id = rl_source_id();
+    size_t hex = strspn(id, "0123456789abcdef");
+    cr_assert(!strcmp(id, "unknown") || (hex == 12 && (id[12] == '\0' || !strcmp(id + 12, "+changes"))), "%s", id);
+    char dir[64], p[96];
+    rl_test_tmpdir(dir, "rl_manifest_");
+    char *argv[] = {"sweep", "rank"};
+    cr_assert_eq(rl_manifest_write(dir, "rank", 2, argv, "{\"steps\": 2}", 7), RL_OK, "%s", rl_errmsg());
+    snprintf(p, sizeof p, "%s/manifest.json", dir);
+    char *t = rl_test_slurp(p, NULL), want[96];
+    cr_assert(t, "%s", p);
+    snprintf(want, sizeof want, "\"source\": \"%s\"", id);
+    cr_assert(strstr(t, want), "%s", t);
+    free(t);
+    rl_test_rmdir(dir);
+}

@@ -190,3 +190,63 @@ RL_TEST(probe, targets_put_stack_scaling_beside_sgemm)
     free(t);
     rl_test_rmdir(dir);
 }
+
+/* A verdict is decided when the rounds' 95% interval (a t interval on the
+ * logs of the per-round figures) lies wholly on its side of the threshold.
+ * SGEMM over the FMA peak, 3 rounds a thread count:
+ *   1T 0.90, 0.91, 0.92: interval about [0.885, 0.935], met and decided;
+ *   2T 0.70, 0.76, 0.82: median 0.76 >= 0.75, met, but the interval
+ *   [0.59, 0.96] holds 0.75: at threshold.
+ * The stack, 2 rounds: 1T/2T 1.70 and 1.72 (not met), interval on logs
+ * 0.5398 ± 12.706 · 0.00827 / √2, about [1.60, 1.82], below 1.85: decided. */
+RL_TEST(probe, targets_decide_by_the_rounds_interval)
+{
+    char dir[64];
+    rl_test_tmpdir(dir, "rl_targets_");
+    rl_test_write(dir, "compare_c.csv", "round,kind,method,tokens,dx,threads,median_ms\n1,layer,lora,64,0,1,1.0\n");
+    rl_test_write(dir, "compare_scaling.csv",
+                  "round,kind,method,tokens,dx,threads,median_ms,first_ms,inner_ms\n"
+                  "1,scale,lora,4096,1,1,170,40,50\n1,scale,lora,4096,1,2,100,20,27\n"
+                  "2,scale,lora,4096,1,1,172,40,50\n2,scale,lora,4096,1,2,100,20,27\n");
+    rl_test_write(dir, "machine.csv",
+                  "round,threads,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,core\n"
+                  "1,1,180,200,0.90,Cooperlake\n1,2,280,400,0.70,Cooperlake\n"
+                  "2,1,182,200,0.91,Cooperlake\n2,2,304,400,0.76,Cooperlake\n"
+                  "3,1,184,200,0.92,Cooperlake\n3,2,328,400,0.82,Cooperlake\n");
+    fflush(stdout);
+    cr_assert_eq(bench_targets(dir), 0);
+    char p[128];
+    snprintf(p, sizeof p, "%s/targets.csv", dir);
+    char *t = rl_test_slurp(p, NULL);
+    cr_assert(t, "%s", p);
+    cr_assert(strstr(t, "target,condition,figure,threshold,verdict,rounds,ci95_lo,ci95_hi,decided,detail\n"), "%.200s", t);
+    /* expected intervals from the formula, t quantiles from tables:
+     * t_{0.975,2} = 4.302653, t_{0.975,1} = 12.706205 */
+    double l1[3] = {log(0.90), log(0.91), log(0.92)}, l2[3] = {log(0.70), log(0.76), log(0.82)};
+    double l3[2] = {log(1.70), log(1.72)};
+    struct {
+        const char *head;
+        const double *lg;
+        int n;
+        double tq;
+        const char *tail;
+    } want[3] = {{"sgemm_of_fma_peak,SGEMM 1024^3 1T,0.9100,>=0.75,met,3,", l1, 3, 4.302653, "yes"},
+                 {"sgemm_of_fma_peak,SGEMM 1024^3 2T,0.7600,>=0.75,met,3,", l2, 3, 4.302653, "no"},
+                 {"stack_thread_scaling,stack lora 1T/2T,1.7100,>=1.85,not met,2,", l3, 2, 12.706205, "yes"}};
+    for (int k = 0; k < 3; k++) {
+        const char *row = strstr(t, want[k].head);
+        cr_assert(row, "%s\n%s", want[k].head, t);
+        double m = 0, ss = 0;
+        for (int i = 0; i < want[k].n; i++) m += want[k].lg[i] / want[k].n;
+        for (int i = 0; i < want[k].n; i++) ss += (want[k].lg[i] - m) * (want[k].lg[i] - m);
+        double h = want[k].tq * sqrt(ss / (want[k].n - 1)) / sqrt(want[k].n), lo, hi;
+        char dec[8];
+        cr_assert_eq(sscanf(row + strlen(want[k].head), "%lf,%lf,%7[a-z],", &lo, &hi, dec), 3, "%.200s", row);
+        /* the CSV keeps 4 decimals */
+        cr_assert(fabs(lo - exp(m - h)) < 1e-4 && fabs(hi - exp(m + h)) < 1e-4, "%.200s: want %.4f %.4f", row,
+                  exp(m - h), exp(m + h));
+        cr_assert_str_eq(dec, want[k].tail, "%.200s", row);
+    }
+    free(t);
+    rl_test_rmdir(dir);
+}

@@ -459,6 +459,16 @@ static json_t *machine_json(void)
     return j;
 }
 
+#ifdef __has_include
+#if __has_include("source_id.h")
+#include "source_id.h"
+#endif
+#endif
+#ifndef RL_SOURCE_ID
+#define RL_SOURCE_ID "unknown"
+#endif
+const char *rl_source_id(void) { return RL_SOURCE_ID; }
+
 rl_status rl_manifest_write(const char *dir, const char *experiment, int argc, char **argv,
                             const char *config_json, uint64_t seed)
 {
@@ -468,6 +478,7 @@ rl_status rl_manifest_write(const char *dir, const char *experiment, int argc, c
     json_object_set_new(m, "experiment", json_string(experiment));
     json_object_set_new(m, "command", cmd);
     json_object_set_new(m, "seed", json_integer((json_int_t)seed));
+    json_object_set_new(m, "source", json_string(rl_source_id()));
     if (config_json) {
         json_error_t err;
         json_t *cfg = json_loads(config_json, 0, &err);

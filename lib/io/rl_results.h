@@ -110,9 +110,14 @@ void rl_progress_end(rl_progress *p);
 
 
 /* ---- manifest ---- */
+/* The source this build came from: the commit ("0b774ec1d2a3"), with
+ * "+changes" when the code differed from it at build time; "unknown" when
+ * built outside a git checkout (the Makefile writes it). */
+const char *rl_source_id(void);
 /* Write <dir>/manifest.json atomically: experiment name, the command line,
- * `config_json` (a JSON object text, may be NULL), seed, library versions
- * (OpenBLAS config and core, threads, compiler), CPU model, time. */
+ * `config_json` (a JSON object text, may be NULL), seed, the source
+ * (rl_source_id), library versions (OpenBLAS config and core, threads,
+ * compiler), CPU model, time. */
 rl_status rl_manifest_write(const char *dir, const char *experiment, int argc, char **argv,
                             const char *config_json, uint64_t seed);
 /* The member `name` of <dir>/manifest.json's "config" object as canonical

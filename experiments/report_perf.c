@@ -59,7 +59,7 @@ static void bench_machine(sbuf *b, const char *dir)
         rp_put(b, "| %s | %.1f | %.1f | %.1f%% |\n", rp_cell(&mc, r, "threads"), rp_num(&mc, r, "sgemm_gflops"),
                rp_num(&mc, r, "fma_gflops"), 100 * fr);
     }
-    if (rounds) rp_put(b, "\nThe SGEMM target takes, per thread count, the median of these rounds' fractions.\n");
+    if (rounds) rp_put(b, "\nThe SGEMM target takes, per thread count, the geometric mean of these rounds' fractions.\n");
     if (over)
         rp_put(b, "A fraction above 100%% cannot be the machine's: the FMA loop (5 timings of about 60 ms, their median kept) "
                   "was slowed by something else in that round.\n");
@@ -148,9 +148,9 @@ void report_bench(sbuf *b, const char *dir)
         }
         rp_put(b, "\n%d met, %d not met, %d not measured (`bench/targets.csv`).", met, nm, unm);
         if (dec + at > 0)
-            rp_put(b, " A verdict is on the figure, the medians over rounds; the 95%% interval is that of the "
-                      "per-round figures' geometric mean (a t interval on their logarithms, rounds - 1 degrees of "
-                      "freedom). %d verdicts are decided by their rounds: the interval lies wholly on the verdict's side "
+            rp_put(b, " A figure is the geometric mean of the per-round figures (within a round the two sides of a "
+                      "comparison took turns, so a round's own ratio is the like-for-like one), and its 95%% interval a t "
+                      "interval on their logarithms (rounds - 1 degrees of freedom). %d verdicts are decided by their rounds: the interval lies wholly on the verdict's side "
                       "of the threshold. %d sit at their threshold: the interval holds it, so the rounds cannot tell "
                       "the figure from the threshold, and another `make bench` may turn the verdict.",
                    dec, at);
@@ -159,7 +159,8 @@ void report_bench(sbuf *b, const char *dir)
     }
     if (have_cp) {
         rp_put(b, "Single layer 768x768, r = 32, and the 4-layer stack (`bench/compare.csv`; dx = 1: the layer computes "
-                  "dx, as an inner layer does; plan: the route of each term, `rl_layer.h`):\n\n"
+                  "dx, as an inner layer does; plan: the route of each term, `rl_layer.h`; C ms and PyTorch ms: medians over "
+                  "rounds; C faster by: the geometric mean of the rounds' own ratios, so not always their quotient):\n\n"
                   "| kind | method | tokens | dx | threads | C ms | plan | C / FLOP bound | first layer ms | inner layer "
                   "ms | PyTorch ms | reference | C faster by |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (int r = 0; r < cp.nrow; r++) {

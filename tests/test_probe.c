@@ -167,25 +167,34 @@ RL_TEST(probe, mean_ci95_known_values)
  * and beside the two runs' own SGEMM 2T/1T (342/180 = 1.90, 323/190 = 1.70):
  * the stack's scaling over it 1.90/1.90 = 1.00 and 1.80/1.70 = 1.059,
  * geometric mean √1.0588 = 1.029. */
-RL_TEST(probe, targets_put_stack_scaling_beside_sgemm)
+/* bench --targets on hand-made rounds in a fresh dir: one C layer row, the
+ * stack pairs and machine.csv given; returns targets.csv (free it, then
+ * rl_test_rmdir(dir)). */
+static char *targets_of(char dir[64], const char *scaling, const char *machine)
 {
-    char dir[64];
     rl_test_tmpdir(dir, "rl_targets_");
     rl_test_write(dir, "compare_c.csv", "round,kind,method,tokens,dx,threads,median_ms\n1,layer,lora,64,0,1,1.0\n");
-    rl_test_write(dir, "compare_scaling.csv",
-                  "round,kind,method,tokens,dx,threads,median_ms,first_ms,inner_ms,sgemm_gflops\n"
-                  "1,scale,lora,4096,1,1,190,40,50,180\n1,scale,lora,4096,1,2,100,20,27,342\n"
-                  "2,scale,lora,4096,1,1,180,40,50,190\n2,scale,lora,4096,1,2,100,20,27,323\n");
-    rl_test_write(dir, "machine.csv",
-                  "round,threads,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,core\n"
-                  "1,1,180,200,0.9,Cooperlake\n1,2,324,400,0.81,Cooperlake\n"
-                  "2,1,190,200,0.95,Cooperlake\n2,2,361,400,0.9025,Cooperlake\n");
+    rl_test_write(dir, "compare_scaling.csv", scaling);
+    rl_test_write(dir, "machine.csv", machine);
     fflush(stdout);
     cr_assert_eq(bench_targets(dir), 0);
     char p[128];
     snprintf(p, sizeof p, "%s/targets.csv", dir);
     char *t = rl_test_slurp(p, NULL);
     cr_assert(t, "%s", p);
+    return t;
+}
+
+RL_TEST(probe, targets_put_stack_scaling_beside_sgemm)
+{
+    char dir[64];
+    char *t = targets_of(dir,
+                         "round,kind,method,tokens,dx,threads,median_ms,first_ms,inner_ms,sgemm_gflops\n"
+                         "1,scale,lora,4096,1,1,190,40,50,180\n1,scale,lora,4096,1,2,100,20,27,342\n"
+                         "2,scale,lora,4096,1,1,180,40,50,190\n2,scale,lora,4096,1,2,100,20,27,323\n",
+                         "round,threads,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,core\n"
+                         "1,1,180,200,0.9,Cooperlake\n1,2,324,400,0.81,Cooperlake\n"
+                         "2,1,190,200,0.95,Cooperlake\n2,2,361,400,0.9025,Cooperlake\n");
     const char *row = strstr(t, "stack_thread_scaling,stack lora 1T/2T,1.8493,>=1.85,not met,2,");
     cr_assert(row, "%s", t);
     cr_assert(strstr(row, "this machine's SGEMM 1024^3 2T/1T 1.85 (rounds 1.80-1.90)") &&
@@ -208,23 +217,14 @@ RL_TEST(probe, targets_put_stack_scaling_beside_sgemm)
 RL_TEST(probe, targets_decide_by_the_rounds_interval)
 {
     char dir[64];
-    rl_test_tmpdir(dir, "rl_targets_");
-    rl_test_write(dir, "compare_c.csv", "round,kind,method,tokens,dx,threads,median_ms\n1,layer,lora,64,0,1,1.0\n");
-    rl_test_write(dir, "compare_scaling.csv",
-                  "round,kind,method,tokens,dx,threads,median_ms,first_ms,inner_ms\n"
-                  "1,scale,lora,4096,1,1,170,40,50\n1,scale,lora,4096,1,2,100,20,27\n"
-                  "2,scale,lora,4096,1,1,172,40,50\n2,scale,lora,4096,1,2,100,20,27\n");
-    rl_test_write(dir, "machine.csv",
-                  "round,threads,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,core\n"
-                  "1,1,180,200,0.90,Cooperlake\n1,2,280,400,0.70,Cooperlake\n"
-                  "2,1,182,200,0.91,Cooperlake\n2,2,304,400,0.76,Cooperlake\n"
-                  "3,1,184,200,0.92,Cooperlake\n3,2,328,400,0.82,Cooperlake\n");
-    fflush(stdout);
-    cr_assert_eq(bench_targets(dir), 0);
-    char p[128];
-    snprintf(p, sizeof p, "%s/targets.csv", dir);
-    char *t = rl_test_slurp(p, NULL);
-    cr_assert(t, "%s", p);
+    char *t = targets_of(dir,
+                         "round,kind,method,tokens,dx,threads,median_ms,first_ms,inner_ms\n"
+                         "1,scale,lora,4096,1,1,170,40,50\n1,scale,lora,4096,1,2,100,20,27\n"
+                         "2,scale,lora,4096,1,1,172,40,50\n2,scale,lora,4096,1,2,100,20,27\n",
+                         "round,threads,sgemm_gflops,fma_gflops,sgemm_fraction_of_fma,core\n"
+                         "1,1,180,200,0.90,Cooperlake\n1,2,280,400,0.70,Cooperlake\n"
+                         "2,1,182,200,0.91,Cooperlake\n2,2,304,400,0.76,Cooperlake\n"
+                         "3,1,184,200,0.92,Cooperlake\n3,2,328,400,0.82,Cooperlake\n");
     cr_assert(strstr(t, "target,condition,figure,threshold,verdict,rounds,ci95_lo,ci95_hi,decided,detail\n"), "%.200s", t);
     /* expected intervals from the formula, t quantiles from tables:
      * t_{0.975,2} = 4.302653, t_{0.975,1} = 12.706205 */

@@ -71,8 +71,9 @@ $(BUILD)/obj/%.o: %.c
 # experiments, Makefile) differed from it when built, "unknown" outside a git
 # checkout. $(BUILD)/source_id.h is rewritten only when that changes, so only
 # rl_results.o is rebuilt then.
+# (git diff --quiet exits 1 for differences only, 128 outside a checkout)
 SOURCE_ID := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell \
-    git rev-parse HEAD >/dev/null 2>&1 && ! git diff --quiet HEAD -- lib datasets experiments Makefile 2>/dev/null && echo +changes)
+    git diff --quiet HEAD -- lib datasets experiments Makefile 2>/dev/null; [ $$? -eq 1 ] && echo +changes)
 .PHONY: FORCE
 $(BUILD)/source_id.h: FORCE
 	@mkdir -p $(dir $@)

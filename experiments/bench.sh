@@ -16,8 +16,9 @@
 # have run at different speeds (1024^3 SGEMM 153-170 against 187-193 GFLOP/s
 # within a minute), and a side's figure followed the CPU the scheduler gave it.
 # The machine's rates (machine.csv) are measured at the start of every round,
-# the 1-thread ones on that round's CPU. Figures are medians over rounds
-# (bench_targets.c). The stack's thread scaling comes from a pair of its own:
+# the 1-thread ones on that round's CPU. A side's time is the median over
+# rounds; a target's figure the geometric mean of its per-round figures, with
+# their 95% interval (bench_targets.c). The stack's thread scaling comes from a pair of its own:
 # the stack at 1 thread (pinned as above) taking turns with the stack at 2
 # (compare_scaling.csv). Before each round the script
 # waits (at most QUIET_WAIT seconds) until other processes use less than 5% of
@@ -56,7 +57,8 @@ trap 'rm -rf "$tmp"' EXIT
 # ---- the machine: core, SGEMM rate, FMA peak (on a quiet machine: wait_quiet below) ----
 # Measured before the rounds (the core PyTorch is given) and again at the start
 # of every round: machine.csv keeps each round's rows (round column), and the
-# SGEMM target takes the median per thread count, as every other figure.
+# SGEMM target takes the geometric mean of the rounds' fractions per thread
+# count, as every other target takes its rounds'.
 measure_machine() { # [ROUND]: the 1-thread figures on the CPU that round's 1-thread pairs take (pin)
     { $(pin 1 "${1:-1}") "$R" bench --machine --csv --threads 1; "$R" bench --machine --csv --threads 2 | tail -n 1; } \
         > "$tmp/machine_now.csv"

@@ -288,8 +288,8 @@ static void speed_target(tgt_out *o, cmp_set *s, const char *name, const char *k
     if (x->bound_ms > 0)
         snprintf(ceil, sizeof ceil, "; %s / C's FLOP bound %.2f ms = %.2fx", peft ? "PEFT" : "reference", x->bound_ms,
                  x->ref_ms / x->bound_ms);
-    /* the verdict is on the medians' ratio; the rounds' own ratios (C and
-     * PyTorch taking turns in a round) show how far one round can move it */
+    /* the rounds' own ratios (C and PyTorch taking turns in a round): the
+     * figure is their geometric mean (build), their spread shown here */
     const rounds_t *pr = &x->sp;
     char per[96] = "";
     if (pr->n > 1) snprintf(per, sizeof per, "; round by round %.2f-%.2fx (%d rounds)", pr->s.min, pr->s.max, pr->n);

@@ -123,7 +123,7 @@ void report_bench(sbuf *b, const char *dir)
                   "tokens, threads, optimizer (AdamW) and upstream gradient, the same OpenBLAS library file and core; "
                   "PyTorch runs with glibc's malloc keeping freed memory, so that its steps do not pay page faults "
                   "to map their tensors again (its best case here; the C tool allocates nothing in a step). "
-                  "Figures are medians over %d interleaved rounds of per-run medians (`bench/compare_c.csv`, "
+                  "Times are medians over %d interleaved rounds of per-run medians (`bench/compare_c.csv`, "
                   "`bench/compare_pytorch.csv`)%s; other processes took at most %.1f%% of the machine while any of them "
                   "was timed (`foreign_cpu`).\n\n",
                impl_label(impl), ver[0] ? ver : "not run", rounds, turns, 100 * foreign);

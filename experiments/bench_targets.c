@@ -76,23 +76,38 @@ static bool rounds_finish(rounds_t *r)
  * gave one, the figure from medians over rounds (fallback). */
 static double paired_figure(const rounds_t *r, double fallback) { return r->n > 0 ? r->gm : fallback; }
 
-/* The paired ratio of column col_a of a's rows over column col_b of b's,
- * round by round (rounds that ran both; a and b may be the same row),
- * into *out; false when no round ran both. */
-static bool paired_ratio(const csv_table *ta, const cfg_key *a, const char *col_a, const csv_table *tb,
-                         const cfg_key *b, const char *col_b, rounds_t *out)
+/* The rows of a and of b that ran in the same round (a and b may be the
+ * same row): row indices into ia[], ib[] (at most max), their count
+ * returned; 0 when no round ran both or a column is missing. */
+static int paired_rows(const csv_table *ta, const cfg_key *a, const csv_table *tb, const cfg_key *b, int *ia, int *ib,
+                       int max)
 {
-    int cra = csv_col(ta, "round"), ca = csv_col(ta, col_a), crb = csv_col(tb, "round"), cb = csv_col(tb, col_b);
-    out->n = 0;
-    if (!ta->rows || !tb->rows || cra < 0 || ca < 0 || crb < 0 || cb < 0) return false;
-    for (int i = 0; i < ta->nrow && out->n < 64; i++) {
+    int cra = csv_col(ta, "round"), crb = csv_col(tb, "round"), n = 0;
+    if (!ta->rows || !tb->rows || cra < 0 || crb < 0) return 0;
+    for (int i = 0; i < ta->nrow && n < max; i++) {
         if (!row_is(ta, i, a)) continue;
         for (int j = 0; j < tb->nrow; j++)
             if (row_is(tb, j, b) && !strcmp(ta->rows[i][cra], tb->rows[j][crb])) {
-                double x = atof(ta->rows[i][ca]), y = atof(tb->rows[j][cb]);
-                if (x > 0 && y > 0) out->v[out->n++] = x / y;
+                ia[n] = i, ib[n++] = j;
                 break;
             }
+    }
+    return n;
+}
+
+/* The paired ratio of column col_a of a's rows over column col_b of b's,
+ * round by round (rounds that ran both, with both values positive), into
+ * *out; false when no round gave one. */
+static bool paired_ratio(const csv_table *ta, const cfg_key *a, const char *col_a, const csv_table *tb,
+                         const cfg_key *b, const char *col_b, rounds_t *out)
+{
+    int ca = csv_col(ta, col_a), cb = csv_col(tb, col_b), ia[64], ib[64];
+    out->n = 0;
+    if (ca < 0 || cb < 0) return false;
+    const int n = paired_rows(ta, a, tb, b, ia, ib, 64);
+    for (int i = 0; i < n; i++) {
+        double x = atof(ta->rows[ia[i]][ca]), y = atof(tb->rows[ib[i]][cb]);
+        if (x > 0 && y > 0) out->v[out->n++] = x / y;
     }
     return rounds_finish(out);
 }
@@ -211,24 +226,25 @@ static void build(cmp_set *s, const csv_table *c, const csv_table *py)
 }
 
 /* This machine's 1024^3 SGEMM at 2 threads over 1, round by round (the
- * rows of machine.csv of one round at each), summarised; false without a
- * round that has both. What a step's thread scaling is measured against:
- * steps made of such products scale no better. */
-static bool sgemm_scaling(const csv_table *mach, rl_summary *out)
+ * rows of machine.csv of one round at each), into *out as a target's
+ * rounds (geometric mean, 95% interval); false without a round that has
+ * both. What a step's thread scaling is measured against: steps made of
+ * such products scale no better. */
+static bool sgemm_scaling(const csv_table *mach, rounds_t *out)
 {
-    int cr = csv_col(mach, "round"), ct = csv_col(mach, "threads"), cs = csv_col(mach, "sgemm_gflops"), m = 0;
-    double v[64];
+    int cr = csv_col(mach, "round"), ct = csv_col(mach, "threads"), cs = csv_col(mach, "sgemm_gflops");
+    out->n = 0;
     if (!mach->rows || cr < 0 || ct < 0 || cs < 0) return false;
-    for (int i = 0; i < mach->nrow && m < 64; i++) {
+    for (int i = 0; i < mach->nrow && out->n < 64; i++) {
         if (atoi(mach->rows[i][ct]) != 1) continue;
         for (int j = 0; j < mach->nrow; j++)
             if (atoi(mach->rows[j][ct]) == 2 && !strcmp(mach->rows[i][cr], mach->rows[j][cr])) {
                 double one = atof(mach->rows[i][cs]), two = atof(mach->rows[j][cs]);
-                if (one > 0 && two > 0) v[m++] = two / one;
+                if (one > 0 && two > 0) out->v[out->n++] = two / one;
                 break;
             }
     }
-    return m > 0 && rl_stats_summarise(v, m, out) == RL_OK;
+    return rounds_finish(out);
 }
 
 /* ---- targets ---- */
@@ -406,11 +422,11 @@ int bench_targets(const char *dir)
         cmp_set *sc = have_scale ? &scs : &s;
         const csv_table *sct = have_scale ? &scale : &c;
         const char *sk = have_scale ? "scale" : "stack";
-        rl_summary ms2;
-        char mach_sc[96] = "";
+        rounds_t ms2;
+        char mach_sc[128] = "";
         if (have_mach && sgemm_scaling(&mach, &ms2))
-            snprintf(mach_sc, sizeof mach_sc, "; this machine's SGEMM 1024^3 2T/1T %.2f (rounds %.2f-%.2f)", ms2.median,
-                     ms2.min, ms2.max);
+            snprintf(mach_sc, sizeof mach_sc, "; this machine's SGEMM 1024^3 2T/1T %.2f (geometric mean of rounds %.2f-%.2f)",
+                     ms2.gm, ms2.s.min, ms2.s.max);
         for (int m = 0; m < 3; m++) {
             cmp_row *a = NULL, *b = NULL;
             for (int i = 0; i < sc->n && !a; i++)
@@ -434,16 +450,23 @@ int bench_targets(const char *dir)
              * round: the machine's 2T/1T, which the stack's scaling follows
              * on a VM whose second CPU delivers 1.5-2.0x of the first, and
              * the stack's scaling over it */
-            rounds_t sg, rel = {.n = 0};
+            rounds_t sg = {.n = 0}, rel = {.n = 0};
             char own[192] = "";
-            if (pr.n > 1 && paired_ratio(sct, &a->k, "sgemm_gflops", sct, &b->k, "sgemm_gflops", &sg) && sg.n == pr.n) {
-                for (int i = 0; i < sg.n; i++) rel.v[rel.n++] = pr.v[i] * sg.v[i]; /* (1T/2T time) / (2T/1T rate) */
-                if (rounds_finish(&rel))
-                    snprintf(own, sizeof own,
-                             "; the two runs' own SGEMM 1024^3 2T/1T %.2f-%.2f by round, the stack's scaling over it "
-                             "%.2f-%.2f (geometric mean %.3f)",
-                             1 / sg.s.max, 1 / sg.s.min, rel.s.min, rel.s.max, rel.gm);
+            int ia[64], ib[64];
+            const int np = pr.n > 1 ? paired_rows(sct, &a->k, sct, &b->k, ia, ib, 64) : 0;
+            const int ct = csv_col(sct, "median_ms"), cs = csv_col(sct, "sgemm_gflops");
+            for (int i = 0; i < np && ct >= 0 && cs >= 0; i++) {
+                char **r1 = sct->rows[ia[i]], **r2 = sct->rows[ib[i]];
+                double t1 = atof(r1[ct]), t2 = atof(r2[ct]), s1 = atof(r1[cs]), s2 = atof(r2[cs]);
+                if (!(t1 > 0 && t2 > 0 && s1 > 0 && s2 > 0)) continue;
+                sg.v[sg.n++] = s2 / s1;
+                rel.v[rel.n++] = (t1 / t2) / (s2 / s1);
             }
+            if (rounds_finish(&sg) && rounds_finish(&rel) && rel.n > 1)
+                snprintf(own, sizeof own,
+                         "; the two runs' own SGEMM 1024^3 2T/1T %.2f-%.2f by round, the stack's scaling over it "
+                         "%.2f-%.2f (geometric mean %.3f)",
+                         sg.s.min, sg.s.max, rel.s.min, rel.s.max, rel.gm);
             snprintf(det, sizeof det,
                      "%d tokens: %.2f ms at 1 thread; %.2f ms at 2 (per layer at 2: first %.2f; inner %.2f ms)%s%s%s%s",
                      a->k.tokens, a->c_ms, b->c_ms, b->first_ms, b->inner_ms, per,

@@ -76,18 +76,29 @@ static bool rounds_finish(rounds_t *r)
  * gave one, the figure from medians over rounds (fallback). */
 static double paired_figure(const rounds_t *r, double fallback) { return r->n > 0 ? r->gm : fallback; }
 
-/* The rows of a and of b that ran in the same round (a and b may be the
- * same row): row indices into ia[], ib[] (at most max), their count
- * returned; 0 when no round ran both or a column is missing. */
-static int paired_rows(const csv_table *ta, const cfg_key *a, const csv_table *tb, const cfg_key *b, int *ia, int *ib,
-                       int max)
+/* Which rows a pairing takes: match(t, r, key). */
+typedef bool (*row_match)(const csv_table *t, int r, const void *key);
+/* a configuration's rows (key: cfg_key) */
+static bool key_match(const csv_table *t, int r, const void *key) { return row_is(t, r, key); }
+/* machine.csv's rows at a thread count (key: int) */
+static bool threads_match(const csv_table *t, int r, const void *key)
+{
+    int c = csv_col(t, "threads");
+    return c >= 0 && atoi(t->rows[r][c]) == *(const int *)key;
+}
+
+/* The rows of a and of b (as match takes them) that ran in the same round
+ * (a and b may be the same row): row indices into ia[], ib[] (at most max),
+ * their count returned; 0 when no round ran both or a column is missing. */
+static int paired_rows(const csv_table *ta, row_match match, const void *a, const csv_table *tb, const void *b,
+                       int *ia, int *ib, int max)
 {
     int cra = csv_col(ta, "round"), crb = csv_col(tb, "round"), n = 0;
     if (!ta->rows || !tb->rows || cra < 0 || crb < 0) return 0;
     for (int i = 0; i < ta->nrow && n < max; i++) {
-        if (!row_is(ta, i, a)) continue;
+        if (!match(ta, i, a)) continue;
         for (int j = 0; j < tb->nrow; j++)
-            if (row_is(tb, j, b) && !strcmp(ta->rows[i][cra], tb->rows[j][crb])) {
+            if (match(tb, j, b) && !strcmp(ta->rows[i][cra], tb->rows[j][crb])) {
                 ia[n] = i, ib[n++] = j;
                 break;
             }
@@ -98,18 +109,25 @@ static int paired_rows(const csv_table *ta, const cfg_key *a, const csv_table *t
 /* The paired ratio of column col_a of a's rows over column col_b of b's,
  * round by round (rounds that ran both, with both values positive), into
  * *out; false when no round gave one. */
-static bool paired_ratio(const csv_table *ta, const cfg_key *a, const char *col_a, const csv_table *tb,
-                         const cfg_key *b, const char *col_b, rounds_t *out)
+static bool paired_ratio_by(const csv_table *ta, row_match match, const void *a, const char *col_a,
+                            const csv_table *tb, const void *b, const char *col_b, rounds_t *out)
 {
     int ca = csv_col(ta, col_a), cb = csv_col(tb, col_b), ia[64], ib[64];
     out->n = 0;
     if (ca < 0 || cb < 0) return false;
-    const int n = paired_rows(ta, a, tb, b, ia, ib, 64);
+    const int n = paired_rows(ta, match, a, tb, b, ia, ib, 64);
     for (int i = 0; i < n; i++) {
         double x = atof(ta->rows[ia[i]][ca]), y = atof(tb->rows[ib[i]][cb]);
         if (x > 0 && y > 0) out->v[out->n++] = x / y;
     }
     return rounds_finish(out);
+}
+
+/* The same for two configurations. */
+static bool paired_ratio(const csv_table *ta, const cfg_key *a, const char *col_a, const csv_table *tb,
+                         const cfg_key *b, const char *col_b, rounds_t *out)
+{
+    return paired_ratio_by(ta, key_match, a, col_a, tb, b, col_b, out);
 }
 
 /* Median over the matching rows of a numeric column (NAN if none); *n rows. */
@@ -219,8 +237,8 @@ static void build(cmp_set *s, const csv_table *c, const csv_table *py)
             if (!isnan(fr) && (isnan(x->foreign) || fr > x->foreign)) x->foreign = fr;
             /* the paired figure (rounds_t); the ratio of medians only
              * where no round ran both sides */
-            x->speedup = paired_ratio(py, &x->k, "median_ms", c, &x->k, "median_ms", &x->sp) ? x->sp.gm
-                                                                                            : x->ref_ms / x->c_ms;
+            paired_ratio(py, &x->k, "median_ms", c, &x->k, "median_ms", &x->sp);
+            x->speedup = paired_figure(&x->sp, x->ref_ms / x->c_ms);
         }
     }
 }
@@ -232,19 +250,8 @@ static void build(cmp_set *s, const csv_table *c, const csv_table *py)
  * such products scale no better. */
 static bool sgemm_scaling(const csv_table *mach, rounds_t *out)
 {
-    int cr = csv_col(mach, "round"), ct = csv_col(mach, "threads"), cs = csv_col(mach, "sgemm_gflops");
-    out->n = 0;
-    if (!mach->rows || cr < 0 || ct < 0 || cs < 0) return false;
-    for (int i = 0; i < mach->nrow && out->n < 64; i++) {
-        if (atoi(mach->rows[i][ct]) != 1) continue;
-        for (int j = 0; j < mach->nrow; j++)
-            if (atoi(mach->rows[j][ct]) == 2 && !strcmp(mach->rows[i][cr], mach->rows[j][cr])) {
-                double one = atof(mach->rows[i][cs]), two = atof(mach->rows[j][cs]);
-                if (one > 0 && two > 0) out->v[out->n++] = two / one;
-                break;
-            }
-    }
-    return rounds_finish(out);
+    static const int one = 1, two = 2;
+    return paired_ratio_by(mach, threads_match, &two, "sgemm_gflops", mach, &one, "sgemm_gflops", out);
 }
 
 /* ---- targets ---- */
@@ -453,7 +460,7 @@ int bench_targets(const char *dir)
             rounds_t sg = {.n = 0}, rel = {.n = 0};
             char own[192] = "";
             int ia[64], ib[64];
-            const int np = pr.n > 1 ? paired_rows(sct, &a->k, sct, &b->k, ia, ib, 64) : 0;
+            const int np = pr.n > 1 ? paired_rows(sct, key_match, &a->k, sct, &b->k, ia, ib, 64) : 0;
             const int ct = csv_col(sct, "median_ms"), cs = csv_col(sct, "sgemm_gflops");
             for (int i = 0; i < np && ct >= 0 && cs >= 0; i++) {
                 char **r1 = sct->rows[ia[i]], **r2 = sct->rows[ib[i]];

@@ -150,7 +150,8 @@ void report_bench(sbuf *b, const char *dir)
         if (dec + at > 0)
             rp_put(b, " A figure is the geometric mean of the per-round figures (within a round the two sides of a "
                       "comparison took turns, so a round's own ratio is the like-for-like one), and its 95%% interval a t "
-                      "interval on their logarithms (rounds - 1 degrees of freedom). %d verdicts are decided by their rounds: the interval lies wholly on the verdict's side "
+                      "interval on their logarithms (rounds - 1 degrees of freedom). %d verdicts are decided by their rounds: "
+                      "the interval lies wholly on the verdict's side "
                       "of the threshold. %d sit at their threshold: the interval holds it, so the rounds cannot tell "
                       "the figure from the threshold, and another `make bench` may turn the verdict.",
                    dec, at);

@@ -445,31 +445,34 @@ int bench_targets(const char *dir)
                 target(&o, "stack_thread_scaling", cond, NAN, ">=1.85", 1.85, true, false, NULL, "not run");
                 continue;
             }
-            /* 1T and 2T took turns within a round: the figure is the rounds' own
-             * ratios' geometric mean, as every speed target's */
-            rounds_t pr;
-            char per[128] = "";
-            if (paired_ratio(sct, &a->k, "median_ms", sct, &b->k, "median_ms", &pr) && pr.n > 1)
-                snprintf(per, sizeof per, "; round by round 1T/2T %.2f-%.2f (median %.2f; %d rounds)", pr.s.min,
-                         pr.s.max, pr.s.median, pr.n);
-            /* the same two runs' own SGEMM 1024³ rates (each run measures
-             * them in a turn of its own, just before its steps), round by
-             * round: the machine's 2T/1T, which the stack's scaling follows
+            /* 1T and 2T took turns within a round: the figure is the rounds'
+             * own ratios' geometric mean, as every speed target's. Beside it,
+             * from the same row pairs, the two runs' own SGEMM 1024^3 rates
+             * (each run measures them in a turn of its own, just before its
+             * steps): the machine's 2T/1T, which the stack's scaling follows
              * on a VM whose second CPU delivers 1.5-2.0x of the first, and
-             * the stack's scaling over it */
-            rounds_t sg = {.n = 0}, rel = {.n = 0};
-            char own[192] = "";
+             * the stack's scaling over it. A round drops out of a figure only
+             * where that figure's values are missing. */
+            rounds_t pr = {.n = 0}, sg = {.n = 0}, rel = {.n = 0};
             int ia[64], ib[64];
-            const int np = pr.n > 1 ? paired_rows(sct, key_match, &a->k, sct, &b->k, ia, ib, 64) : 0;
+            const int np = paired_rows(sct, key_match, &a->k, sct, &b->k, ia, ib, 64);
             const int ct = csv_col(sct, "median_ms"), cs = csv_col(sct, "sgemm_gflops");
-            for (int i = 0; i < np && ct >= 0 && cs >= 0; i++) {
+            for (int i = 0; i < np && ct >= 0; i++) {
                 char **r1 = sct->rows[ia[i]], **r2 = sct->rows[ib[i]];
-                double t1 = atof(r1[ct]), t2 = atof(r2[ct]), s1 = atof(r1[cs]), s2 = atof(r2[cs]);
-                if (!(t1 > 0 && t2 > 0 && s1 > 0 && s2 > 0)) continue;
+                const double t1 = atof(r1[ct]), t2 = atof(r2[ct]);
+                if (!(t1 > 0 && t2 > 0)) continue;
+                pr.v[pr.n++] = t1 / t2;
+                const double s1 = cs >= 0 ? atof(r1[cs]) : 0, s2 = cs >= 0 ? atof(r2[cs]) : 0;
+                if (!(s1 > 0 && s2 > 0)) continue;
                 sg.v[sg.n++] = s2 / s1;
                 rel.v[rel.n++] = (t1 / t2) / (s2 / s1);
             }
-            if (rounds_finish(&sg) && rounds_finish(&rel) && rel.n > 1)
+            rounds_finish(&pr);
+            char per[128] = "", own[192] = "";
+            if (pr.n > 1)
+                snprintf(per, sizeof per, "; round by round 1T/2T %.2f-%.2f (median %.2f; %d rounds)", pr.s.min,
+                         pr.s.max, pr.s.median, pr.n);
+            if (pr.n > 1 && rounds_finish(&sg) && rounds_finish(&rel) && rel.n > 1)
                 snprintf(own, sizeof own,
                          "; the two runs' own SGEMM 1024^3 2T/1T %.2f-%.2f by round, the stack's scaling over it "
                          "%.2f-%.2f (geometric mean %.3f)",

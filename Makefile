@@ -188,9 +188,11 @@ run: deps
 # experiments/bench.sh runs this tool and PyTorch like for like in interleaved
 # rounds (ROUNDS, default 3), the two taking turns step by step (lockstep) and
 # a one-thread pair on one CPU -- single layers with and without dx, a 4-layer
-# stack, a whole ViT step, and the stack at 1 thread against itself at 2 --
-# and writes results/bench/{machine,compare_c,compare_pytorch,compare_scaling,
-# compare,targets,bench}.csv, then the report. PyTorch runs
+# stack, a whole ViT step, the stack at 1 thread against itself at 2, and
+# RandLora's layer against LoRA's -- and writes results/bench/{machine,
+# compare_c,compare_pytorch,compare_scaling,compare_ratio,compare,targets,
+# targets_runs,bench}.csv (a copy of the rounds kept in results/bench/runs/),
+# then the report. PyTorch runs
 # PEFT's own layers when PEFT_SRC names a PEFT checkout (make bench
 # PEFT_SRC=path), else the transcription experiments/reference/peft_step.py
 # (labelled so); without Debian's python3-torch the C side alone is measured.

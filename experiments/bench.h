@@ -68,7 +68,9 @@ rl_status bench_run(const bench_config *c, bench_result *out);
 
 /* `randlora bench --targets DIR` (bench_targets.c): issue 13's targets from
  * the rounds `make bench` wrote into DIR; writes DIR/compare.csv and
- * DIR/targets.csv and prints them. Returns the exit code. */
+ * DIR/targets.csv and prints them; with DIR/runs/, analyses each kept run
+ * there again and writes DIR/targets_runs.csv (their verdicts side by side).
+ * Returns the exit code. */
 int bench_targets(const char *dir);
 
 /* CSV header (no newline) and one row (with newline) into buf. */

@@ -20,7 +20,10 @@
 # rounds; a target's figure the geometric mean of its per-round figures, with
 # their 95% interval (bench_targets.c). The stack's thread scaling comes from a pair of its own:
 # the stack at 1 thread (pinned as above) taking turns with the stack at 2
-# (compare_scaling.csv). Before each round the script
+# (compare_scaling.csv), and RandLora's step over LoRA's from RandLora's layer
+# taking turns with LoRA's (compare_ratio.csv), so that the machine's drift
+# between two configurations of a round cancels in their ratio as it does in
+# C against PyTorch. Before each round the script
 # waits (at most QUIET_WAIT seconds) until other processes use less than 5% of
 # the machine; every row records the CPU share other processes (not the
 # partner) took while it was timed (foreign_cpu), and a pair disturbed beyond
@@ -31,6 +34,8 @@
 #   layer  lora, vera, randlora x tokens 4096, 1024 x dx no/yes x threads 1, 2
 #   stack  4 layers, 4096 tokens, every method, threads 1, 2 (per-layer split in C)
 #   scale  the same stack, C at 1 thread taking turns with C at 2
+#   ratio  C's RandLora layer taking turns with C's LoRA layer, 4096 tokens,
+#          dx no/yes x threads 1, 2
 #   vit    whole ViT step, batch 128, each method at PEFT's default r (lora 8,
 #          vera 256, randlora 32), threads 1, 2; each run in its own process, so
 #          peak RSS (VmHWM) is per method
@@ -51,6 +56,7 @@ RETRIES=${RETRIES:-3}           # tries of a disturbed pair
 PY=/usr/bin/python3
 REF=experiments/reference/peft_bench.py
 mkdir -p "$OUT"
+started=$(date -u +%Y%m%d-%H%M) # names this run's copy in $OUT/runs/
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -84,6 +90,7 @@ for m in randlora lora vera; do
         for dx in 0 1; do for th in 1 2; do configs+=("layer $m $tok $dx $th 32"); done; done
     done
 done
+for dx in 0 1; do for th in 1 2; do configs+=("ratio randlora $T1 $dx $th 32"); done; done
 for m in randlora lora vera; do for th in 1 2; do configs+=("stack $m $T1 1 $th 32"); done; configs+=("scale $m $T1 1 - 32"); done
 for th in 1 2; do configs+=("vit randlora $BATCH 1 $th 32" "vit lora $BATCH 1 $th 8" "vit vera $BATCH 1 $th 256"); done
 
@@ -168,7 +175,7 @@ py_env=(env "OPENBLAS_CORETYPE=$core" MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRI
 [ -n "$OPENBLAS_DIR" ] && [ -d "$OPENBLAS_DIR" ] && py_env+=("LD_LIBRARY_PATH=$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 
 c_head=""; py_head=""
-: > "$tmp/c.csv"; : > "$tmp/py.csv"; : > "$tmp/scale.csv"
+: > "$tmp/c.csv"; : > "$tmp/py.csv"; : > "$tmp/scale.csv"; : > "$tmp/ratio.csv"
 # One configuration, both sides taking turns; a pair during which other
 # processes took more than 5% of the machine (foreign_cpu) is measured again
 # after waiting for quiet, up to RETRIES times (the last try is kept either way).
@@ -177,14 +184,19 @@ run_pair() { # round kind method tokens dx threads r
     shift
     for ((try = 1; try <= RETRIES; try++)); do
         cr="" pr="" cf=0 pf=0
-        if [ "$1" = scale ]; then # the stack at 1 thread against itself at 2
+        if [ "$1" = scale ] || [ "$1" = ratio ]; then # C against C
             local one two
-            one="$(pin 1 "$round") $(c_cmd stack "$2" "$3" "$4" 1 "$6")"
-            two="$(c_cmd stack "$2" "$3" "$4" 2 "$6")"
+            if [ "$1" = scale ]; then # the stack at 1 thread against itself at 2
+                one="$(pin 1 "$round") $(c_cmd stack "$2" "$3" "$4" 1 "$6")"
+                two="$(c_cmd stack "$2" "$3" "$4" 2 "$6")"
+            else # RandLora's layer against LoRA's, same tokens, dx and threads
+                one="$(pin "$5" "$round") $(c_cmd layer randlora "$3" "$4" "$5" "$6")"
+                two="$(pin "$5" "$round") $(c_cmd layer lora "$3" "$4" "$5" "$6")"
+            fi
             lockstep "$round" "$tmp/c1.out" "$tmp/c2.out" "$one" "$two"
             [ -n "$c_head" ] || c_head="round,kind,$(head -n 1 "$tmp/c1.out")"
-            cr="$round,scale,$(tail -n 1 "$tmp/c1.out")"
-            pr="$round,scale,$(tail -n 1 "$tmp/c2.out")"
+            cr="$round,$1,$(tail -n 1 "$tmp/c1.out")"
+            pr="$round,$1,$(tail -n 1 "$tmp/c2.out")"
             cf=$(foreign_of "$tmp/c1.out"); pf=$(foreign_of "$tmp/c2.out")
         else
             c_run="$(pin "$5" "$round") $(c_cmd "$@")"
@@ -206,9 +218,9 @@ run_pair() { # round kind method tokens dx threads r
         echo "  disturbed (others took $cf / $pf of the machine): $* again"
         wait_quiet
     done
-    if [ "$1" = scale ]; then
-        printf '%s\n%s\n' "$cr" "$pr" >> "$tmp/scale.csv"
-        echo "  1T $cr" | cut -c1-160; echo "  2T $pr" | cut -c1-160
+    if [ "$1" = scale ] || [ "$1" = ratio ]; then
+        printf '%s\n%s\n' "$cr" "$pr" >> "$tmp/$1.csv"
+        echo "  $cr" | cut -c1-160; echo "  $pr" | cut -c1-160
         return
     fi
     echo "$cr" >> "$tmp/c.csv"
@@ -227,6 +239,7 @@ done
 mv "$tmp/machine.csv" "$OUT/machine.csv.tmp" && mv "$OUT/machine.csv.tmp" "$OUT/machine.csv"
 mv "$tmp/compare_c.csv" "$OUT/compare_c.csv.tmp" && mv "$OUT/compare_c.csv.tmp" "$OUT/compare_c.csv"
 { echo "$c_head"; cat "$tmp/scale.csv"; } > "$OUT/compare_scaling.csv.tmp" && mv "$OUT/compare_scaling.csv.tmp" "$OUT/compare_scaling.csv"
+{ echo "$c_head"; cat "$tmp/ratio.csv"; } > "$OUT/compare_ratio.csv.tmp" && mv "$OUT/compare_ratio.csv.tmp" "$OUT/compare_ratio.csv"
 if [ -n "$py_head" ]; then
     { echo "$py_head"; cat "$tmp/py.csv"; } > "$OUT/compare_pytorch.csv.tmp" && mv "$OUT/compare_pytorch.csv.tmp" "$OUT/compare_pytorch.csv"
 else
@@ -247,5 +260,18 @@ STEP="--r 32 --out 768 --in 768 --tokens 4096"
   row merge_very_sparse --merge --method randlora --bases very_sparse --r 32 --out 4096 --in 4096 --threads 1 --min-reps 3 --max-reps 3 --seconds 0.1
 } > "$OUT/bench.csv.tmp" && mv "$OUT/bench.csv.tmp" "$OUT/bench.csv"
 rm -f "$OUT/pytorch.csv" # superseded by compare_pytorch.csv
+
+# ---- keep this run beside the earlier ones ----
+# $OUT/runs/<UTC start>-<source>/ keeps its rounds; `bench --targets` analyses
+# every kept run again and puts their verdicts side by side (targets_runs.csv):
+# a run's intervals speak for its own machine only.
+src=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "source") c = i } NR == 2 { print (c ? $c : "unknown") }' \
+      "$OUT/machine.csv")
+run_dir="$OUT/runs/$started-$src"
+mkdir -p "$OUT/runs" && rm -rf "$run_dir.tmp" && mkdir "$run_dir.tmp"
+for f in machine compare_c compare_pytorch compare_scaling compare_ratio bench; do
+    [ -f "$OUT/$f.csv" ] && cp "$OUT/$f.csv" "$run_dir.tmp/"
+done
+rm -rf "$run_dir" && mv "$run_dir.tmp" "$run_dir"
 
 "$R" bench --targets "$OUT"

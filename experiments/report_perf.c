@@ -72,6 +72,67 @@ static const char *impl_label(const char *impl)
     return !strcmp(impl, "peft") ? "PEFT" : !strcmp(impl, "transcription") ? "transcription (not PEFT)" : "-";
 }
 
+
+/* The verdicts of the runs kept in bench/runs/ side by side
+ * (bench/targets_runs.csv, every run analysed again by this code): the
+ * targets whose verdict differs between runs, and how many agree. Nothing
+ * with fewer than 2 runs. */
+static void bench_runs(sbuf *b, const char *dir)
+{
+    csv_table t;
+    if (!rp_table(dir, "bench/targets_runs.csv", &t)) return;
+    const char *runs[64];
+    int n = 0;
+    for (int r = 0; r < t.nrow; r++) {
+        const char *run = rp_cell(&t, r, "run");
+        if (n == 0 || strcmp(runs[n - 1], run)) {
+            if (n == 64) break;
+            runs[n++] = run;
+        }
+    }
+    if (n < 2) {
+        csv_free(&t);
+        return;
+    }
+    rp_put(b, "Every `make bench` keeps its rounds in `bench/runs/<UTC start>-<source>/`, and `bench --targets` "
+              "analyses each again (`bench/targets_runs.csv`). %d runs are kept:", n);
+    for (int k = 0; k < n; k++) rp_put(b, "%s `%s`", k ? "," : "", runs[k]);
+    rp_put(b, ". A run's intervals speak for its own machine; a verdict that differs between runs is one that "
+              "the machine decides. The targets whose verdict differs (figure, verdict; at threshold: the run's own "
+              "95%% interval holds the threshold):\n\n| target | condition | threshold |");
+    for (int k = 0; k < n; k++) rp_put(b, " %s |", runs[k]);
+    rp_put(b, "\n|---|---|---|");
+    for (int k = 0; k < n; k++) rp_put(b, "---|");
+    rp_put(b, "\n");
+    int same = 0, all = 0;
+    for (int r = 0; r < t.nrow; r++) {
+        if (strcmp(rp_cell(&t, r, "run"), runs[n - 1]) || !strcmp(rp_cell(&t, r, "verdict"), "not measured")) continue;
+        int at[64];
+        bool agree = true;
+        for (int k = 0; k < n; k++) {
+            at[k] = rp_find(&t, "run", runs[k], "target", rp_cell(&t, r, "target"), "condition",
+                            rp_cell(&t, r, "condition"), NULL);
+            agree &= at[k] >= 0 && !strcmp(rp_cell(&t, at[k], "verdict"), rp_cell(&t, r, "verdict"));
+        }
+        all++;
+        if (agree) {
+            same++;
+            continue;
+        }
+        rp_put(b, "| %s | %s | %s |", rp_cell(&t, r, "target"), rp_cell(&t, r, "condition"), rp_cell(&t, r, "threshold"));
+        for (int k = 0; k < n; k++) {
+            if (at[k] < 0) rp_put(b, " - |");
+            else if (!strcmp(rp_cell(&t, at[k], "verdict"), "not measured")) rp_put(b, " not measured |");
+            else
+                rp_put(b, " %.3f %s%s |", rp_num(&t, at[k], "figure"), rp_cell(&t, at[k], "verdict"),
+                       !strcmp(rp_cell(&t, at[k], "decided"), "no") ? " (at threshold)" : "");
+        }
+        rp_put(b, "\n");
+    }
+    rp_put(b, "\n%d of the %d targets measured in the newest run have the same verdict in every kept run.\n\n", same, all);
+    csv_free(&t);
+}
+
 void report_bench(sbuf *b, const char *dir)
 {
     csv_table tg, cp, t;
@@ -112,12 +173,16 @@ void report_bench(sbuf *b, const char *dir)
                 else if (!isnan(k0)) snprintf(how, sizeof how, ", in turns of different lengths (`turn_calls`, `turn_warmup`)");
                 csv_free(&cc);
             }
+            /* RandLora over LoRA from pairs of their own: runs from the harness that writes compare_ratio.csv */
+            snprintf(sp, sizeof sp, "%s/bench/compare_ratio.csv", dir);
+            const bool ratio = rp_exists(sp);
             snprintf(turns, sizeof turns,
                      ". In a round the two sides of a pair took turns%s (`bench --lockstep`), so that both were timed "
                      "on the same stretch of the machine, and a one-thread pair ran both sides on one CPU, the rounds "
                      "taking the CPUs in turn; the stack's thread scaling comes from the stack at 1 thread taking "
-                     "turns with itself at 2 (`bench/compare_scaling.csv`)",
-                     how);
+                     "turns with itself at 2 (`bench/compare_scaling.csv`)%s",
+                     how, ratio ? ", and RandLora's step over LoRA's from RandLora's layer taking turns with LoRA's "
+                                  "(`bench/compare_ratio.csv`)" : "");
         }
         rp_put(b, "C against PyTorch %s (%s; `experiments/reference/peft_bench.py`), like for like: the same shapes, "
                   "tokens, threads, optimizer (AdamW) and upstream gradient, the same OpenBLAS library file and core; "
@@ -157,6 +222,7 @@ void report_bench(sbuf *b, const char *dir)
                    dec, at);
         rp_put(b, "\n\n");
         csv_free(&tg);
+        bench_runs(b, dir);
     }
     if (have_cp) {
         rp_put(b, "Single layer 768x768, r = 32, and the 4-layer stack (`bench/compare.csv`; dx = 1: the layer computes "

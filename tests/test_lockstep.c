@@ -233,8 +233,51 @@ RL_TEST(lockstep, report_says_how_pairs_took_turns)
         report_bench(&b, dir);
         cr_assert(b.buf && strstr(b.buf, cases[k].says), "case %d: %s", k, b.buf ? b.buf : "(empty)");
         cr_assert(!strstr(b.buf, cases[k].not_says), "case %d: %s", k, b.buf);
+        cr_assert(!strstr(b.buf, "compare_ratio.csv"), "case %d: no RandLora/LoRA pairs in this run: %s", k, b.buf);
         free(b.buf);
     }
+    /* a run whose RandLora and LoRA layers took turns says so */
+    rl_test_write(sub, "compare_ratio.csv", "round,kind\n1,ratio\n");
+    sbuf b = {0};
+    report_bench(&b, dir);
+    cr_assert(b.buf && strstr(b.buf, "RandLora's layer taking turns with LoRA's (`bench/compare_ratio.csv`)"), "%s",
+              b.buf ? b.buf : "(empty)");
+    free(b.buf);
+    rl_test_rmdir(sub);
+    rl_test_rmdir(dir);
+}
+
+/* The report puts the kept runs' verdicts side by side: the targets whose
+ * verdict differs between runs (here one of two measured), how many agree,
+ * and nothing of it with one run. */
+RL_TEST(lockstep, report_puts_kept_runs_side_by_side)
+{
+    char dir[64], sub[96];
+    rl_test_tmpdir(dir, "rl_runs_rep_");
+    snprintf(sub, sizeof sub, "%s/bench", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    rl_test_write(sub, "targets.csv", "target,condition,figure,threshold,verdict,rounds,ci95_lo,ci95_hi,decided,detail\n"
+                                      "x,c1,1.1,>=1.20,not met,8,1.0,1.15,yes,d\n");
+    static const char *const head = "run,target,condition,figure,threshold,verdict,rounds,decided\n";
+    static const char *const rows = "r1,x,c1,1.213,>=1.20,met,8,no\nr1,y,c2,2.0,>=1.20,met,8,yes\nr1,z,c3,nan,>=1.20,not measured,0,-\n"
+                                    "r2,x,c1,1.185,>=1.20,not met,8,yes\nr2,y,c2,2.1,>=1.20,met,8,yes\nr2,z,c3,nan,>=1.20,not measured,0,-\n";
+    char all[512];
+    snprintf(all, sizeof all, "%s%s", head, rows);
+    rl_test_write(sub, "targets_runs.csv", all);
+    sbuf b = {0};
+    report_bench(&b, dir);
+    cr_assert(b.buf && strstr(b.buf, "2 runs are kept: `r1`, `r2`") &&
+                  strstr(b.buf, "| x | c1 | >=1.20 | 1.213 met (at threshold) | 1.185 not met |\n") &&
+                  !strstr(b.buf, "| y | c2 |") &&
+                  strstr(b.buf, "1 of the 2 targets measured in the newest run have the same verdict in every kept run"),
+              "%s", b.buf ? b.buf : "(empty)");
+    free(b.buf);
+    snprintf(all, sizeof all, "%sr1,x,c1,1.213,>=1.20,met,8,no\n", head); /* one run: nothing side by side */
+    rl_test_write(sub, "targets_runs.csv", all);
+    sbuf c = {0};
+    report_bench(&c, dir);
+    cr_assert(c.buf && !strstr(c.buf, "runs are kept"), "%s", c.buf);
+    free(c.buf);
     rl_test_rmdir(sub);
     rl_test_rmdir(dir);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "analysis/rl_probe.h"
 #include "bench.h"
@@ -278,5 +279,82 @@ RL_TEST(probe, targets_decide_by_the_rounds_interval)
         cr_assert_str_eq(dec, want[k].tail, "%.200s", row);
     }
     free(t);
+    rl_test_rmdir(dir);
+}
+
+/* RandLora over LoRA is judged on the pairs in which the two took turns
+ * (compare_ratio.csv) when a run has them: 150/100 and 156/100 by round,
+ * geometric mean √2.34 = 1.5297, against a floor of 20/13 = 1.5385 and a
+ * threshold of 1.5385 · 1.50/1.47 = 1.570 (met, 2 rounds). compare_c.csv's
+ * layer rows of the same round (160/100 = 1.60, not met) are what a run
+ * without the file (an earlier harness) is judged on. */
+RL_TEST(probe, targets_take_randlora_over_lora_from_the_ratio_pairs)
+{
+    static const char *const layer =
+        "round,kind,method,tokens,dx,threads,median_ms,gflop\n"
+        "1,layer,randlora,4096,1,1,160,20\n1,layer,lora,4096,1,1,100,13\n";
+    static const char *const ratio =
+        "round,kind,method,tokens,dx,threads,median_ms,gflop\n"
+        "1,ratio,randlora,4096,1,1,150,20\n1,ratio,lora,4096,1,1,100,13\n"
+        "2,ratio,randlora,4096,1,1,156,20\n2,ratio,lora,4096,1,1,100,13\n";
+    for (int with = 0; with < 2; with++) {
+        char dir[64], p[128];
+        rl_test_tmpdir(dir, "rl_ratio_");
+        rl_test_write(dir, "compare_c.csv", layer);
+        if (with) rl_test_write(dir, "compare_ratio.csv", ratio);
+        fflush(stdout);
+        cr_assert_eq(bench_targets(dir), 0);
+        snprintf(p, sizeof p, "%s/targets.csv", dir);
+        char *t = rl_test_slurp(p, NULL);
+        cr_assert(t, "%s", p);
+        const char *want = with ? "randlora_over_lora,layer 4096 tokens dx=1 1T,1.5297,<=1.570,met,2,"
+                                : "randlora_over_lora,layer 4096 tokens dx=1 1T,1.6000,<=1.570,not met,1,";
+        const char *row = strstr(t, want);
+        cr_assert(row, "%s\n%s", want, t);
+        const char *how = with ? "153.00 / 100.00 ms (taking turns); FLOP floor 1.538" /* medians over the rounds */
+                               : "160.00 / 100.00 ms (separate pairs of a round); FLOP floor 1.538";
+        cr_assert(strstr(row, how), "%.300s", row);
+        if (with) cr_assert(strstr(row, "round by round 1.500-1.560 (2 rounds)"), "%.300s", row);
+        free(t);
+        rl_test_rmdir(dir);
+    }
+}
+
+/* Each run kept in DIR/runs/ is analysed again, and targets_runs.csv puts
+ * their verdicts side by side, runs in name (time) order: the earlier run
+ * without RandLora/LoRA pairs (1.60, not met, 1 round), the later with them
+ * (1.5297, met; 2 rounds whose interval holds the threshold). */
+RL_TEST(probe, targets_of_kept_runs_side_by_side)
+{
+    static const char *const layer =
+        "round,kind,method,tokens,dx,threads,median_ms,gflop\n"
+        "1,layer,randlora,4096,1,1,160,20\n1,layer,lora,4096,1,1,100,13\n";
+    char dir[64], runs[96], run[2][128];
+    rl_test_tmpdir(dir, "rl_runs_");
+    rl_test_write(dir, "compare_c.csv", layer);
+    snprintf(runs, sizeof runs, "%s/runs", dir);
+    cr_assert_eq(mkdir(runs, 0700), 0);
+    for (int k = 0; k < 2; k++) {
+        snprintf(run[k], sizeof run[k], "%s/2026120%c-0000-src%c", runs, (char)('1' + k), (char)('0' + k));
+        cr_assert_eq(mkdir(run[k], 0700), 0);
+        rl_test_write(run[k], "compare_c.csv", layer);
+    }
+    rl_test_write(run[1], "compare_ratio.csv",
+                  "round,kind,method,tokens,dx,threads,median_ms,gflop\n"
+                  "1,ratio,randlora,4096,1,1,150,20\n1,ratio,lora,4096,1,1,100,13\n"
+                  "2,ratio,randlora,4096,1,1,156,20\n2,ratio,lora,4096,1,1,100,13\n");
+    fflush(stdout);
+    cr_assert_eq(bench_targets(dir), 0);
+    char p[128];
+    snprintf(p, sizeof p, "%s/targets_runs.csv", dir);
+    char *t = rl_test_slurp(p, NULL);
+    cr_assert(t, "%s", p);
+    cr_assert(!strncmp(t, "run,target,condition,figure,threshold,verdict,rounds,decided\n", 61), "%.100s", t);
+    const char *a = strstr(t, "20261201-0000-src0,randlora_over_lora,layer 4096 tokens dx=1 1T,1.6000,<=1.570,not met,1,-\n"),
+               *b = strstr(t, "20261202-0000-src1,randlora_over_lora,layer 4096 tokens dx=1 1T,1.5297,<=1.570,met,2,no\n");
+    cr_assert(a && b && a < b, "%s", t);
+    free(t);
+    for (int k = 0; k < 2; k++) rl_test_rmdir(run[k]);
+    rl_test_rmdir(runs);
     rl_test_rmdir(dir);
 }

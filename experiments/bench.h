@@ -28,6 +28,7 @@
 
 #include "adapters/rl_layer.h"
 #include "analysis/rl_probe.h"
+#include "sweep.h"
 
 typedef enum { BENCH_LAYER = 0, BENCH_VIT = 1 } bench_model;
 
@@ -72,6 +73,23 @@ rl_status bench_run(const bench_config *c, bench_result *out);
  * there again and writes DIR/targets_runs.csv (their verdicts side by side).
  * Returns the exit code. */
 int bench_targets(const char *dir);
+
+/* The kept runs' verdicts side by side, from a table of targets_runs.csv's
+ * columns (run, target, condition, figure, threshold, verdict, rounds,
+ * decided), for `bench --targets` and the report alike.
+ * bench_runs_names: the runs in the table's order, at most 64 (names point
+ * into t), their count. bench_runs_differ: for each target measured in the
+ * newest run (the last name) whose verdict not every run shares, row(ctx, t,
+ * r, at, n) with r its row in the newest run and at[k] run k's row (-1: the
+ * run lacks it); *same and *all count the targets measured in the newest run
+ * and those every run agrees on. bench_runs_cell: how a run's verdict shows,
+ * "1.185 not met", " (at threshold)" appended where that run's interval holds
+ * the threshold, or "not measured". */
+typedef void (*bench_runs_row)(void *ctx, const csv_table *t, int r, const int *at, int n);
+int bench_runs_names(const csv_table *t, const char *runs[64]);
+void bench_runs_differ(const csv_table *t, const char *const *runs, int n, bench_runs_row row, void *ctx, int *same,
+                       int *all);
+void bench_runs_cell(const csv_table *t, int r, char *buf, size_t len);
 
 /* CSV header (no newline) and one row (with newline) into buf. */
 const char *bench_csv_header(void);

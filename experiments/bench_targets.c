@@ -612,22 +612,72 @@ static int targets_of_run(const char *dir, bool quiet)
 
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* A verdict as the side-by-side view shows it: "1.185 not met", with "(at
- * threshold)" where the rounds' interval holds the threshold. */
-static void verdict_cell(const csv_table *t, int r, char *buf, size_t len)
+/* a field of row r by column name ("" when the column is missing) */
+static const char *cell(const csv_table *t, int r, const char *col)
 {
-    const char *fig = t->rows[r][csv_col(t, "figure")], *v = t->rows[r][csv_col(t, "verdict")];
-    const bool at = !strcmp(t->rows[r][csv_col(t, "decided")], "no");
-    if (!strcmp(v, "not measured")) snprintf(buf, len, "not measured");
-    else snprintf(buf, len, "%.3f %s%s", atof(fig), v, at ? " (at threshold)" : "");
+    int c = csv_col(t, col);
+    return c >= 0 ? t->rows[r][c] : "";
 }
 
-static int row_of(const csv_table *t, const char *target, const char *cond)
+void bench_runs_cell(const csv_table *t, int r, char *buf, size_t len)
 {
-    const int ct = csv_col(t, "target"), cc = csv_col(t, "condition");
+    const char *v = cell(t, r, "verdict");
+    if (!strcmp(v, "not measured")) snprintf(buf, len, "not measured");
+    else snprintf(buf, len, "%.3f %s%s", atof(cell(t, r, "figure")), v, !strcmp(cell(t, r, "decided"), "no") ? " (at threshold)" : "");
+}
+
+int bench_runs_names(const csv_table *t, const char *runs[64])
+{
+    int n = 0;
+    for (int r = 0; r < t->nrow; r++) {
+        const char *run = cell(t, r, "run");
+        if (n == 0 || strcmp(runs[n - 1], run)) {
+            if (n == 64) break;
+            runs[n++] = run;
+        }
+    }
+    return n;
+}
+
+/* the row of run's (target, condition), or -1 */
+static int run_row(const csv_table *t, const char *run, const char *target, const char *cond)
+{
     for (int r = 0; r < t->nrow; r++)
-        if (!strcmp(t->rows[r][ct], target) && !strcmp(t->rows[r][cc], cond)) return r;
+        if (!strcmp(cell(t, r, "run"), run) && !strcmp(cell(t, r, "target"), target) &&
+            !strcmp(cell(t, r, "condition"), cond))
+            return r;
     return -1;
+}
+
+void bench_runs_differ(const csv_table *t, const char *const *runs, int n, bench_runs_row row, void *ctx, int *same,
+                       int *all)
+{
+    *same = *all = 0;
+    for (int r = 0; n > 0 && r < t->nrow; r++) {
+        if (strcmp(cell(t, r, "run"), runs[n - 1]) || !strcmp(cell(t, r, "verdict"), "not measured")) continue;
+        int at[64];
+        bool agree = true;
+        for (int k = 0; k < n; k++) {
+            at[k] = run_row(t, runs[k], cell(t, r, "target"), cell(t, r, "condition"));
+            agree &= at[k] >= 0 && !strcmp(cell(t, at[k], "verdict"), cell(t, r, "verdict"));
+        }
+        ++*all;
+        if (agree) ++*same;
+        else row(ctx, t, r, at, n);
+    }
+}
+
+/* bench --targets' line for a target whose verdict differs between runs */
+static void print_differing(void *ctx, const csv_table *t, int r, const int *at, int n)
+{
+    (void)ctx;
+    printf("  %-22s %-36s", cell(t, r, "target"), cell(t, r, "condition"));
+    for (int k = 0; k < n; k++) {
+        char c[64] = "absent";
+        if (at[k] >= 0) bench_runs_cell(t, at[k], c, sizeof c);
+        printf("%s%s", k ? " | " : " ", c);
+    }
+    printf("\n");
 }
 
 /* DIR/runs/<run>/ keeps the rounds of each `make bench` (bench.sh copies
@@ -696,35 +746,20 @@ static int runs_side_by_side(const char *dir)
         rc = 1;
     }
     if (rc != 0 && n > 0) fprintf(stderr, "randlora bench --targets: %s\n", rl_errmsg());
-    if (rc == 0 && n > 1) {
-        /* the targets of the newest run (the last name), each with every run's verdict */
-        const csv_table *t0 = &tg[n - 1];
-        const int ct = csv_col(t0, "target"), cc = csv_col(t0, "condition"), cv = csv_col(t0, "verdict");
-        int same = 0, all = 0;
-        printf("verdicts by run (%s/targets_runs.csv; %d kept runs: %s ... %s); the targets whose verdict differs:\n", dir,
-               n, names[0], names[n - 1]);
-        for (int r = 0; r < t0->nrow; r++) {
-            bool agree = true, measured = strcmp(t0->rows[r][cv], "not measured") != 0;
-            for (int k = 0; k < n - 1 && measured; k++) {
-                int q = row_of(&tg[k], t0->rows[r][ct], t0->rows[r][cc]);
-                agree &= q >= 0 && !strcmp(tg[k].rows[q][csv_col(&tg[k], "verdict")], t0->rows[r][cv]);
-            }
-            if (!measured) continue;
-            all++;
-            if (agree) {
-                same++;
-                continue;
-            }
-            printf("  %-22s %-36s", t0->rows[r][ct], t0->rows[r][cc]);
-            for (int k = 0; k < n; k++) {
-                char cell[64] = "absent";
-                int q = row_of(&tg[k], t0->rows[r][ct], t0->rows[r][cc]);
-                if (q >= 0) verdict_cell(&tg[k], q, cell, sizeof cell);
-                printf("%s%s", k ? " | " : " ", cell);
-            }
-            printf("\n");
-        }
+    /* what it prints comes from the table it wrote, through what the report uses */
+    csv_table all_runs;
+    if (rc == 0 && n > 1 && csv_read(p, &all_runs) != RL_OK) {
+        fprintf(stderr, "randlora bench --targets: %s\n", rl_errmsg());
+        rc = 1;
+    } else if (rc == 0 && n > 1) {
+        const char *runs[64];
+        const int nr = bench_runs_names(&all_runs, runs);
+        int same, all;
+        printf("verdicts by run (%s; %d kept runs: %s ... %s); the targets whose verdict differs:\n", p, nr, runs[0],
+               runs[nr - 1]);
+        bench_runs_differ(&all_runs, runs, nr, print_differing, NULL, &same, &all);
         printf("  %d of %d targets measured in the newest run have the same verdict in every run\n", same, all);
+        csv_free(&all_runs);
     }
     for (int k = 0; k < have; k++) csv_free(&tg[k]);
     for (int k = 0; k < n; k++) free(names[k]);

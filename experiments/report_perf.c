@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "report.h"
 
 void report_cost(sbuf *b, const char *dir)
@@ -77,19 +78,25 @@ static const char *impl_label(const char *impl)
  * (bench/targets_runs.csv, every run analysed again by this code): the
  * targets whose verdict differs between runs, and how many agree. Nothing
  * with fewer than 2 runs. */
+/* a row of the table: a target whose verdict differs between runs */
+static void runs_row(void *ctx, const csv_table *t, int r, const int *at, int n)
+{
+    sbuf *b = ctx;
+    rp_put(b, "| %s | %s | %s |", rp_cell(t, r, "target"), rp_cell(t, r, "condition"), rp_cell(t, r, "threshold"));
+    for (int k = 0; k < n; k++) {
+        char c[64] = "-";
+        if (at[k] >= 0) bench_runs_cell(t, at[k], c, sizeof c);
+        rp_put(b, " %s |", c);
+    }
+    rp_put(b, "\n");
+}
+
 static void bench_runs(sbuf *b, const char *dir)
 {
     csv_table t;
     if (!rp_table(dir, "bench/targets_runs.csv", &t)) return;
     const char *runs[64];
-    int n = 0;
-    for (int r = 0; r < t.nrow; r++) {
-        const char *run = rp_cell(&t, r, "run");
-        if (n == 0 || strcmp(runs[n - 1], run)) {
-            if (n == 64) break;
-            runs[n++] = run;
-        }
-    }
+    const int n = bench_runs_names(&t, runs);
     if (n < 2) {
         csv_free(&t);
         return;
@@ -104,31 +111,8 @@ static void bench_runs(sbuf *b, const char *dir)
     rp_put(b, "\n|---|---|---|");
     for (int k = 0; k < n; k++) rp_put(b, "---|");
     rp_put(b, "\n");
-    int same = 0, all = 0;
-    for (int r = 0; r < t.nrow; r++) {
-        if (strcmp(rp_cell(&t, r, "run"), runs[n - 1]) || !strcmp(rp_cell(&t, r, "verdict"), "not measured")) continue;
-        int at[64];
-        bool agree = true;
-        for (int k = 0; k < n; k++) {
-            at[k] = rp_find(&t, "run", runs[k], "target", rp_cell(&t, r, "target"), "condition",
-                            rp_cell(&t, r, "condition"), NULL);
-            agree &= at[k] >= 0 && !strcmp(rp_cell(&t, at[k], "verdict"), rp_cell(&t, r, "verdict"));
-        }
-        all++;
-        if (agree) {
-            same++;
-            continue;
-        }
-        rp_put(b, "| %s | %s | %s |", rp_cell(&t, r, "target"), rp_cell(&t, r, "condition"), rp_cell(&t, r, "threshold"));
-        for (int k = 0; k < n; k++) {
-            if (at[k] < 0) rp_put(b, " - |");
-            else if (!strcmp(rp_cell(&t, at[k], "verdict"), "not measured")) rp_put(b, " not measured |");
-            else
-                rp_put(b, " %.3f %s%s |", rp_num(&t, at[k], "figure"), rp_cell(&t, at[k], "verdict"),
-                       !strcmp(rp_cell(&t, at[k], "decided"), "no") ? " (at threshold)" : "");
-        }
-        rp_put(b, "\n");
-    }
+    int same, all;
+    bench_runs_differ(&t, runs, n, runs_row, b, &same, &all);
     rp_put(b, "\n%d of the %d targets measured in the newest run have the same verdict in every kept run.\n\n", same, all);
     csv_free(&t);
 }
